@@ -1,0 +1,3 @@
+//! Benchmark: parse and plan a large Dockerfile.
+
+fn main() {}

@@ -1,0 +1,2 @@
+//! Go's `filepath.Match` pattern syntax, used by `.dockerignore` and by
+//! COPY/ADD source wildcards.

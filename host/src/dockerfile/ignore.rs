@@ -1,0 +1,1 @@
+//! The `.dockerignore` matcher (BuildKit's "modern" pattern matcher).

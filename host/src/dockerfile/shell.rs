@@ -1,0 +1,2 @@
+//! BuildKit's shell-word processor: quote removal, escapes and `$VAR` /
+//! `${VAR…}` expansion.

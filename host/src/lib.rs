@@ -1,0 +1,36 @@
+//! kiln builds OCI container images from Dockerfiles without a daemon and
+//! without privileges, and judges every build with WebAssembly policies.
+//!
+//! # Module map
+//!
+//! Read in data-flow order:
+//!
+//! | module | owns | may use |
+//! |---|---|---|
+//! | [`dockerfile`] | lexer, parser, shell-word expansion, `.dockerignore`; pure, no I/O | nothing else in kiln |
+//! | [`plan`] | typed instructions, ARG scoping, stages, `--target` pruning, build-arg checks; pure | `dockerfile` |
+//!
+//! Modules still to come, in the order the design's data flow uses them:
+//! `registry` (pull/push, auth), `image` (OCI types and digests), `rootfs`
+//! (the capability root), `sandbox` (RUN), `snapshot` (layer diffs), `cache`,
+//! `policy` (the wasmtime host), `output` and `build` (the executor).
+//!
+//! The binary's `cli` module (in `src/cli/`, not part of this library) turns
+//! flags into the options these modules take and is the only place that uses
+//! `anyhow`.
+//!
+//! # Data flow so far
+//!
+//! ```text
+//! Dockerfile bytes --dockerfile::parse--> Dockerfile { nodes with spans }
+//!   --plan::Planner::plan(options)--> Plan { stages, needed stages, expanded instructions }
+//! ```
+//!
+//! ```
+//! let text = b"ARG BASE=busybox\nFROM $BASE AS build\nRUN echo hi\n";
+//! let ast = kiln::dockerfile::parse(text, "Dockerfile").unwrap();
+//! assert_eq!(ast.nodes.len(), 3);
+//! ```
+
+pub mod dockerfile;
+pub mod plan;

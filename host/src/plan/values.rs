@@ -1,0 +1,2 @@
+//! Typed values of instruction flags: `RUN --mount`, `--chmod`, platforms,
+//! durations.
