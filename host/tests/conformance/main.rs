@@ -1,0 +1,4 @@
+//! Conformance data from ../shared/conformance, read at test time.
+
+mod common;
+mod parser;
