@@ -32,5 +32,6 @@
 //! assert_eq!(ast.nodes.len(), 3);
 //! ```
 
+pub mod build;
 pub mod dockerfile;
 pub mod plan;

@@ -1155,16 +1155,13 @@ pub(crate) struct BuildArg {
 }
 
 impl BuildArg {
-    /// The value to use: the given one, or else `lookup(key)`, or else the
-    /// empty string (what Kaniko does for an unset variable).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used once `kiln build` is wired in cli::main")
-    )]
-    pub(crate) fn resolve(&self, lookup: impl FnOnce(&str) -> Option<String>) -> String {
+    /// The value to use: the given one, or else `lookup(key)`. A bare `KEY`
+    /// that is not in the environment gives `None`: the build arg is left
+    /// unset, as `docker build` and BuildKit do, so the ARG default applies.
+    pub(crate) fn resolve(&self, lookup: impl FnOnce(&str) -> Option<String>) -> Option<String> {
         match &self.value {
-            Some(value) => value.clone(),
-            None => lookup(&self.key).unwrap_or_default(),
+            Some(value) => Some(value.clone()),
+            None => lookup(&self.key),
         }
     }
 }
@@ -1683,12 +1680,12 @@ mod tests {
         assert_eq!(
             resolved,
             [
-                ("A", "x=y".to_owned()),
-                ("B", "from-env".to_owned()),
-                ("C", String::new())
+                ("A", Some("x=y".to_owned())),
+                ("B", Some("from-env".to_owned())),
+                ("C", Some(String::new()))
             ]
         );
-        assert_eq!(b.build_arg[1].resolve(|_| None), "");
+        assert_eq!(b.build_arg[1].resolve(|_| None), None);
         assert!(parse(&["kiln", "build", "--build-arg=", "x"]).is_err());
         assert!(parse(&["kiln", "build", "--build-arg==1"]).is_err());
     }

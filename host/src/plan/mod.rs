@@ -10,6 +10,7 @@
 //! while `--dry-run` plans with what the Dockerfile alone says.
 
 mod flags;
+mod render;
 pub mod instruction;
 pub mod values;
 
