@@ -1,4 +1,6 @@
 //! Conformance data from ../shared/conformance, read at test time.
 
 mod common;
+mod ignore;
 mod parser;
+mod shell;
