@@ -1,0 +1,3 @@
+//! Conformance data from ../shared/conformance, read at test time.
+mod common;
+mod ignore;
