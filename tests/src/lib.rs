@@ -1,2 +1,91 @@
-//! End-to-end test support for kiln: locating the built binary, the
-//! examples and the shared conformance data.
+//! End-to-end test support for kiln: the built binary, the examples and
+//! scratch directories.
+//!
+//! Tests run the real `kiln` binary. It is found at `$KILN_BIN`, else in the
+//! workspace's target directory (built by `cargo test --workspace`, which
+//! compiles every binary before running any test), else it is built once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Path of the `kiln` binary under test.
+pub fn kiln_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("KILN_BIN") {
+            return PathBuf::from(p);
+        }
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("target"));
+        let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+        let bin = target.join(profile).join("kiln");
+        if !bin.is_file() {
+            let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            build.args(["build", "-p", "kiln", "--bin", "kiln"]).current_dir(workspace());
+            if profile == "release" {
+                build.arg("--release");
+            }
+            let status = build.status().expect("running cargo build");
+            assert!(status.success(), "cargo build of kiln failed");
+        }
+        bin
+    })
+    .clone()
+}
+
+/// The result of running kiln.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `kiln` with `args` in the workspace root.
+pub fn kiln(args: &[&str]) -> Run {
+    run_program(&kiln_bin(), args, &[])
+}
+
+/// Runs `program` with `args` and extra environment in the workspace root.
+pub fn run_program(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(workspace()).env_remove("KILN_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
+        .into()
+}
+
+/// A fresh scratch directory under the target directory, removed first if
+/// it exists.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = workspace().join("target").join("e2e-scratch").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a scratch directory");
+    dir
+}

@@ -1017,4 +1017,23 @@ mod tests {
         assert!(r.starts_with("Dockerfile:2:5: "), "{r}");
         assert!(r.contains("2 | ENV PATH\n  |     ^^^^"), "{r}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = parse(&bytes, "Dockerfile");
+        }
+
+        #[test]
+        fn never_panics_on_dockerfile_like_text(
+            text in "((FROM|RUN|COPY|ADD|ENV|ARG|LABEL|ONBUILD|HEALTHCHECK|CMD|SHELL|# escape=`|# syntax=x|#|\\\\|`|<<-?|EOF|--[a-z]+=?|[ \"'\n\r\t$={}\\[\\],a-z0-9-])){0,80}"
+        ) {
+            if let Ok(df) = parse(text.as_bytes(), "Dockerfile") {
+                for n in &df.nodes {
+                    let _ = n.dump();
+                    let _ = n.locate("a");
+                }
+            }
+        }
+    }
 }

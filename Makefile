@@ -1,0 +1,42 @@
+# kiln: the two commands of the README, and the pieces they are made of.
+#   make demo   runs the main job
+#   make test   runs every check and test
+SHELL := /bin/bash
+CARGO ?= cargo
+KILN := target/release/kiln
+
+.PHONY: demo test setup build lint unit bench
+
+setup:
+	@./scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --locked --bin kiln
+
+# The main job. Until kiln can build images it prints the plan of every
+# example Dockerfile, as `kiln build --dry-run` shows it.
+demo: build
+	@set -e; for dir in examples/*/; do \
+	  [ -f "$$dir/Dockerfile" ] || continue; \
+	  echo "== $(KILN) build --dry-run --context $$dir --dockerfile $${dir}Dockerfile"; \
+	  $(KILN) build --dry-run --context "$$dir" --dockerfile "$${dir}Dockerfile"; \
+	  echo; \
+	done
+	@echo "== the same plan as JSON, for --target test of examples/multi-target"
+	$(KILN) build --dry-run --format json --context examples/multi-target \
+	  --dockerfile examples/multi-target/Dockerfile --target test | head -n 40
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit: setup
+	$(CARGO) test --workspace --all-targets --locked
+	$(CARGO) test --workspace --doc --locked
+
+# Every check and test. Conformance data is read from ../shared/conformance
+# (or $$KILN_CONFORMANCE_DIR).
+test: lint unit
+
+bench: setup
+	$(CARGO) bench --locked -p kiln --bench frontend

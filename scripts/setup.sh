@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what kiln's build, demo and tests need on a Debian machine.
+# Idempotent: each step checks before it installs. Run as root, or as a user
+# with sudo for the apt step.
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# Debian packages. None are needed by the frontend yet; the registry,
+# image and sandbox work adds docker-registry, skopeo, umoci,
+# busybox-static and debootstrap here.
+APT_PACKAGES=(ca-certificates git make gcc pkg-config)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  log "installing Debian packages: ${missing[*]}"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Rust toolchain pieces: rustfmt and clippy for the checks, the WASI targets
+# the policy modules are built for.
+if ! command -v rustup >/dev/null 2>&1; then
+  log "rustup not found: install the Rust toolchain with rustup first"
+  exit 1
+fi
+installed_components=$(rustup component list --installed 2>/dev/null || true)
+for c in rustfmt clippy; do
+  grep -q "^$c" <<<"$installed_components" || { log "adding rust component $c"; rustup component add "$c"; }
+done
+installed_targets=$(rustup target list --installed)
+for t in wasm32-wasip1 wasm32-wasip2; do
+  grep -qx "$t" <<<"$installed_targets" || { log "adding rust target $t"; rustup target add "$t"; }
+done
+log "ok"
