@@ -1,2 +1,0 @@
-//! Typed values of instruction flags: `RUN --mount`, `--chmod`, platforms,
-//! durations.
