@@ -11,7 +11,8 @@ use std::hint::black_box;
 /// A Dockerfile of at least `lines` lines, mixing every construct the
 /// parser and planner handle.
 fn big_dockerfile(lines: usize) -> String {
-    let mut out = String::from("# syntax=docker/dockerfile:1\nARG BASE=busybox:1.36\nARG VERSION=1.0\n");
+    let mut out =
+        String::from("# syntax=docker/dockerfile:1\nARG BASE=busybox:1.36\nARG VERSION=1.0\n");
     let mut stage = 0;
     while out.lines().count() < lines {
         out.push_str(&format!("\nFROM ${{BASE}} AS stage{stage}\n"));
@@ -22,7 +23,9 @@ fn big_dockerfile(lines: usize) -> String {
                 "RUN --mount=type=cache,target=/var/cache/s{i} \\\n    echo step {i} && \\\n    mkdir -p /opt/app/{i} \\\n    && touch /opt/app/{i}/done\n"
             ));
         }
-        out.push_str("COPY <<EOF /opt/app/config.ini\n[app]\nhome=${APP_HOME}\nversion=${VERSION}\nEOF\n");
+        out.push_str(
+            "COPY <<EOF /opt/app/config.ini\n[app]\nhome=${APP_HOME}\nversion=${VERSION}\nEOF\n",
+        );
         out.push_str("RUN <<-EOT sh\n\tset -e\n\techo heredoc\n\tEOT\n");
         if stage > 0 {
             out.push_str(&format!(

@@ -27,11 +27,17 @@ pub fn kiln_bin() -> PathBuf {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace().join("target"));
-        let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+        let profile = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
         let bin = target.join(profile).join("kiln");
         if !bin.is_file() {
             let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            build.args(["build", "-p", "kiln", "--bin", "kiln"]).current_dir(workspace());
+            build
+                .args(["build", "-p", "kiln", "--bin", "kiln"])
+                .current_dir(workspace());
             if profile == "release" {
                 build.arg("--release");
             }
@@ -72,7 +78,9 @@ pub fn kiln(args: &[&str]) -> Run {
 /// Runs `program` with `args` and extra environment in the workspace root.
 pub fn run_program(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(program);
-    cmd.args(args).current_dir(workspace()).env_remove("KILN_LOG");
+    cmd.args(args)
+        .current_dir(workspace())
+        .env_remove("KILN_LOG");
     for (k, v) in env {
         cmd.env(k, v);
     }

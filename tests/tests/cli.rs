@@ -16,12 +16,18 @@ fn dry_run_prints_the_plan_of_the_hello_example() {
     assert_eq!(r.code, 0, "{r:?}");
     let out = &r.stdout;
     assert!(out.contains("plan for examples/hello/Dockerfile"), "{out}");
-    assert!(out.contains("ignore:   examples/hello/.dockerignore (3 patterns)"), "{out}");
+    assert!(
+        out.contains("ignore:   examples/hello/.dockerignore (3 patterns)"),
+        "{out}"
+    );
     assert!(out.contains("order:    0 \"build\" -> 1"), "{out}");
     // Expanded FROM, with its source line.
     assert!(out.contains(" 7  FROM busybox:1.36"), "{out}");
     // Mount flags are shown typed, after expansion.
-    assert!(out.contains("--mount=type=cache,target=/var/cache/build"), "{out}");
+    assert!(
+        out.contains("--mount=type=cache,target=/var/cache/build"),
+        "{out}"
+    );
     // The heredoc source is named, its body expanded from the ARG.
     assert!(out.contains("COPY <<EOF out/hello.sh"), "{out}");
 }
@@ -77,7 +83,11 @@ fn unused_build_arg_warns() {
         "NOT_DECLARED=1",
     ]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stderr.contains("warning: build args not consumed"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("warning: build args not consumed"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("NOT_DECLARED"), "{}", r.stderr);
 }
 
@@ -113,7 +123,11 @@ fn invoked_as_executor_it_is_kiln_build() {
     std::os::unix::fs::symlink(kiln_bin(), &link).unwrap();
     let r = run_program(
         &link,
-        &["--context=examples/hello", "--dockerfile=examples/hello/Dockerfile", "--dry-run"],
+        &[
+            "--context=examples/hello",
+            "--dockerfile=examples/hello/Dockerfile",
+            "--dry-run",
+        ],
         &[],
     );
     assert_eq!(r.code, 0, "{r:?}");
@@ -131,8 +145,16 @@ fn flags_not_built_yet_are_refused_by_name() {
         "--cache=true",
     ]);
     assert_eq!(r.code, 6, "{r:?}");
-    assert!(r.stderr.contains("--destination is not supported yet"), "{}", r.stderr);
-    assert!(r.stderr.contains("--cache is not supported yet"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--destination is not supported yet"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("--cache is not supported yet"),
+        "{}",
+        r.stderr
+    );
     let r = kiln(&["build", "--context", "tar://ctx.tar.gz", "--dry-run"]);
     assert_eq!(r.code, 6, "{r:?}");
     assert!(r.stderr.contains("tar://"), "{}", r.stderr);
@@ -141,11 +163,20 @@ fn flags_not_built_yet_are_refused_by_name() {
 #[test]
 fn dockerfile_errors_show_location_and_caret() {
     let dir = scratch("bad-dockerfile");
-    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nRUN --mount=type=cache true\nRNU echo\n").unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=cache true\nRNU echo\n",
+    )
+    .unwrap();
     let ctx = dir.to_str().unwrap();
     let r = kiln(&["build", "--dry-run", "--context", ctx]);
     assert_eq!(r.code, 3, "{r:?}");
-    assert!(r.stderr.contains("Dockerfile:3:1: unknown instruction \"RNU\" (did you mean \"RUN\"?)"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Dockerfile:3:1: unknown instruction \"RNU\" (did you mean \"RUN\"?)"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("3 | RNU echo"), "{}", r.stderr);
     assert!(r.stderr.contains("  | ^^^"), "{}", r.stderr);
 }
@@ -153,9 +184,21 @@ fn dockerfile_errors_show_location_and_caret() {
 #[test]
 fn missing_dockerfile_names_the_paths_tried() {
     let dir = scratch("no-dockerfile");
-    let r = kiln(&["build", "--dry-run", "--context", dir.to_str().unwrap(), "--dockerfile", "nope.Dockerfile"]);
+    let r = kiln(&[
+        "build",
+        "--dry-run",
+        "--context",
+        dir.to_str().unwrap(),
+        "--dockerfile",
+        "nope.Dockerfile",
+    ]);
     assert_eq!(r.code, 3, "{r:?}");
-    assert!(r.stderr.contains("Dockerfile \"nope.Dockerfile\" not found"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Dockerfile \"nope.Dockerfile\" not found"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -166,7 +209,15 @@ fn dockerfile_specific_ignore_file_wins() {
     std::fs::write(dir.join(".dockerignore"), "c\n").unwrap();
     let ctx = dir.to_str().unwrap();
     let df = dir.join("build.Dockerfile");
-    let r = kiln(&["build", "--dry-run", "--format=json", "--context", ctx, "--dockerfile", df.to_str().unwrap()]);
+    let r = kiln(&[
+        "build",
+        "--dry-run",
+        "--format=json",
+        "--context",
+        ctx,
+        "--dockerfile",
+        df.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(doc["ignore_patterns"], serde_json::json!(["a", "b"]));
@@ -174,9 +225,20 @@ fn dockerfile_specific_ignore_file_wins() {
 
 #[test]
 fn building_without_dry_run_is_refused_clearly() {
-    let r = kiln(&["build", "--context", "examples/hello", "--dockerfile", "examples/hello/Dockerfile", "--no-push"]);
+    let r = kiln(&[
+        "build",
+        "--context",
+        "examples/hello",
+        "--dockerfile",
+        "examples/hello/Dockerfile",
+        "--no-push",
+    ]);
     assert_eq!(r.code, 6, "{r:?}");
-    assert!(r.stderr.contains("building images is not supported yet"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("building images is not supported yet"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -45,25 +45,10 @@ pub(crate) enum Exit {
     /// The command did what was asked.
     Success = 0,
     /// The build failed, or kiln hit an internal error.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "returned once `kiln build` runs builds")
-    )]
     Failure = 1,
     /// The command line was invalid; clap exits with this code on its own.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "clap exits with 2 itself; named for documentation"
-        )
-    )]
     Usage = 2,
     /// The Dockerfile could not be parsed or planned.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "returned once `kiln build` parses Dockerfiles")
-    )]
     Dockerfile = 3,
     /// A registry refused a request, or authentication failed.
     #[cfg_attr(
@@ -1218,6 +1203,20 @@ pub(crate) enum LogLevel {
     Fatal,
     /// Panics only
     Panic,
+}
+
+impl LogLevel {
+    /// The tracing filter directive for this level (fatal and panic map to
+    /// error, the most severe level tracing has).
+    pub(crate) fn as_filter(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error | Self::Fatal | Self::Panic => "error",
+        }
+    }
 }
 
 /// `--log-format`.

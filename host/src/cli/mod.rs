@@ -59,7 +59,8 @@ impl From<anyhow::Error> for Failure {
 
 fn init_logging(level: LogLevel, format: LogFormat, timestamps: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new(level.as_filter()));
+    let filter =
+        EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new(level.as_filter()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -109,8 +110,9 @@ fn run_build(build: &BuildArgs) -> Result<(), Failure> {
 
     let mut options = PlanOptions::new();
     if let Some(p) = &build.custom_platform {
-        options.target_platform = values::parse_platform(p)
-            .map_err(|e| Failure::new(Exit::Usage, format!("error: --custom-platform {p:?}: {e}")))?;
+        options.target_platform = values::parse_platform(p).map_err(|e| {
+            Failure::new(Exit::Usage, format!("error: --custom-platform {p:?}: {e}"))
+        })?;
     }
     for arg in &build.build_arg {
         if let Some(v) = arg.resolve(|k| std::env::var(k).ok()) {
@@ -157,18 +159,26 @@ fn run_build(build: &BuildArgs) -> Result<(), Failure> {
                 let n = inputs.ignore.patterns().count();
                 text = text.replacen(
                     "\n  target:",
-                    &format!("\n  ignore:   {} ({n} patterns)\n  target:", display_path(f)),
+                    &format!(
+                        "\n  ignore:   {} ({n} patterns)\n  target:",
+                        display_path(f)
+                    ),
                     1,
                 );
             }
-            stdout.write_all(text.as_bytes()).context("writing the plan")?;
+            stdout
+                .write_all(text.as_bytes())
+                .context("writing the plan")?;
         }
     }
     Ok(())
 }
 
 fn dockerfile_failure(e: ParseError) -> Failure {
-    Failure::new(Exit::Dockerfile, format!("error: {}", e.render().trim_end()))
+    Failure::new(
+        Exit::Dockerfile,
+        format!("error: {}", e.render().trim_end()),
+    )
 }
 
 fn display_path(p: &Path) -> String {

@@ -220,10 +220,7 @@ pub fn parse(input: &[u8], file: &str) -> Result<Dockerfile, ParseError> {
         Err(e) => {
             let good = &input[..e.valid_up_to()];
             let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
-            let line_start = good
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |p| p + 1);
+            let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
             let col = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
             return Err(ParseError {
                 file: file.to_string(),
@@ -451,7 +448,8 @@ impl Parser<'_> {
         let (flags, rest_after_flags) = extract_flags(rest);
         let args_offset = rest_offset + (rest.len() - rest_after_flags.len());
         let args_text = rest_after_flags.trim();
-        let args_offset = args_offset + (rest_after_flags.len() - rest_after_flags.trim_start().len());
+        let args_offset =
+            args_offset + (rest_after_flags.len() - rest_after_flags.trim_start().len());
         let args_span = map.span(args_offset, args_text.chars().count());
         let mut node = Node {
             keyword: keyword.to_string(),
@@ -487,7 +485,7 @@ impl Parser<'_> {
                                 name.to_uppercase()
                             )));
                         }
-                        Json::NotJson => node.args = vec![args_text.to_string()],
+                        Json::Invalid => node.args = vec![args_text.to_string()],
                     }
                 }
             }
@@ -502,7 +500,7 @@ impl Parser<'_> {
                         name.to_uppercase()
                     )));
                 }
-                Json::NotJson => node.args = split_ascii_ws(args_text),
+                Json::Invalid => node.args = split_ascii_ws(args_text),
             },
             "from" | "expose" => node.args = split_ascii_ws(args_text),
             "maintainer" | "stopsignal" | "user" | "workdir" => {
@@ -513,7 +511,9 @@ impl Parser<'_> {
             "arg" => node.args = split_words(args_text, escape),
             "env" | "label" => node.args = parse_name_val(args_text, escape, &name, bad)?,
             "healthcheck" => {
-                let sep = args_text.find(char::is_whitespace).unwrap_or(args_text.len());
+                let sep = args_text
+                    .find(char::is_whitespace)
+                    .unwrap_or(args_text.len());
                 if sep > 0 {
                     let typ = &args_text[..sep];
                     let cmd = args_text[sep..].trim_start();
@@ -530,7 +530,7 @@ impl Parser<'_> {
                                         .into(),
                                 ));
                             }
-                            Json::NotJson => node.args.push(cmd.to_string()),
+                            Json::Invalid => node.args.push(cmd.to_string()),
                         }
                     }
                 }
@@ -722,13 +722,13 @@ fn extract_flags(line: &str) -> (Vec<String>, &str) {
 enum Json {
     Strings(Vec<String>),
     NotStrings,
-    NotJson,
+    Invalid,
 }
 
 fn parse_json(text: &str) -> Json {
     let text = text.trim_start();
     if !text.starts_with('[') {
-        return Json::NotJson;
+        return Json::Invalid;
     }
     match serde_json::from_str::<Vec<serde_json::Value>>(text) {
         Ok(values) => {
@@ -741,7 +741,7 @@ fn parse_json(text: &str) -> Json {
             }
             Json::Strings(out)
         }
-        Err(_) => Json::NotJson,
+        Err(_) => Json::Invalid,
     }
 }
 

@@ -88,10 +88,14 @@ impl Flags {
                 }
                 Kind::String | Kind::List => {
                     let Some(v) = value else {
-                        return Err(err(format!("missing a value on flag --{name}: expected --{name}=<value>")));
+                        return Err(err(format!(
+                            "missing a value on flag --{name}: expected --{name}=<value>"
+                        )));
                     };
                     if kind == Kind::String && !entry.is_empty() {
-                        return Err(err(format!("duplicate flag --{name}: it may be given once")));
+                        return Err(err(format!(
+                            "duplicate flag --{name}: it may be given once"
+                        )));
                     }
                     entry.push(v.to_string());
                 }
@@ -102,7 +106,10 @@ impl Flags {
 
     /// A string flag's value, if given.
     pub(crate) fn string(&self, name: &str) -> Option<&str> {
-        self.values.get(name).and_then(|v| v.first()).map(String::as_str)
+        self.values
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 
     /// A boolean flag: `None` when absent.
@@ -125,7 +132,9 @@ fn unknown_flag_message(instruction: &str, name: &str, declared: &[(&str, Kind)]
     };
     match ALL_FLAGS.iter().find(|(n, _)| *n == name) {
         Some((_, owner)) => {
-            format!("flag --{name} is not valid for {instruction}: it belongs to {owner}; {accepted}")
+            format!(
+                "flag --{name} is not valid for {instruction}: it belongs to {owner}; {accepted}"
+            )
         }
         None => format!("unknown flag --{name} for {instruction}: {accepted}"),
     }
@@ -135,7 +144,11 @@ fn unknown_flag_message(instruction: &str, name: &str, declared: &[(&str, Kind)]
 mod tests {
     use super::*;
 
-    const COPY: &[(&str, Kind)] = &[("from", Kind::String), ("link", Kind::Bool), ("exclude", Kind::List)];
+    const COPY: &[(&str, Kind)] = &[
+        ("from", Kind::String),
+        ("link", Kind::Bool),
+        ("exclude", Kind::List),
+    ];
 
     fn raw(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
@@ -143,8 +156,12 @@ mod tests {
 
     #[test]
     fn parses_each_kind() {
-        let f = Flags::parse("COPY", &raw(&["--from=a", "--link", "--exclude=x", "--exclude=y"]), COPY)
-            .unwrap();
+        let f = Flags::parse(
+            "COPY",
+            &raw(&["--from=a", "--link", "--exclude=x", "--exclude=y"]),
+            COPY,
+        )
+        .unwrap();
         assert_eq!(f.string("from"), Some("a"));
         assert_eq!(f.bool("link"), Some(true));
         assert_eq!(f.list("exclude"), ["x", "y"]);
@@ -155,14 +172,26 @@ mod tests {
     #[test]
     fn rejects_bad_flags_naming_them() {
         let e = Flags::parse("COPY", &raw(&["--from"]), COPY).unwrap_err();
-        assert!(e.message.contains("missing a value on flag --from"), "{}", e.message);
+        assert!(
+            e.message.contains("missing a value on flag --from"),
+            "{}",
+            e.message
+        );
         let e = Flags::parse("COPY", &raw(&["--from=a", "--from=b"]), COPY).unwrap_err();
         assert_eq!(e.index, 1);
         assert!(e.message.contains("duplicate flag --from"));
         let e = Flags::parse("COPY", &raw(&["--mount=type=cache"]), COPY).unwrap_err();
-        assert!(e.message.contains("--mount is not valid for COPY: it belongs to RUN"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("--mount is not valid for COPY: it belongs to RUN"),
+            "{}",
+            e.message
+        );
         let e = Flags::parse("CMD", &raw(&["--bogus"]), &[]).unwrap_err();
-        assert_eq!(e.message, "unknown flag --bogus for CMD: CMD takes no flags");
+        assert_eq!(
+            e.message,
+            "unknown flag --bogus for CMD: CMD takes no flags"
+        );
         let e = Flags::parse("COPY", &raw(&["--link=maybe"]), COPY).unwrap_err();
         assert!(e.message.contains("expected true or false"));
     }

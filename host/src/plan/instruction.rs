@@ -1,7 +1,7 @@
 //! Typed instructions: what each Dockerfile instruction means once its flags
 //! are checked and its arguments expanded.
 
-use super::values::{Chmod, Chown, HealthcheckOptions, Mount, Network, Platform, Security};
+use super::values::{Chmod, Chown, HealthcheckOptions, Mount, Network, Security};
 use serde::Serialize;
 
 /// A command of RUN, CMD, ENTRYPOINT or HEALTHCHECK.
@@ -260,7 +260,11 @@ impl Instruction {
                 if let Some(m) = &c.chmod {
                     parts.push(format!("--chmod={m}"));
                 }
-                for (on, name) in [(c.link, "--link"), (c.parents, "--parents"), (c.keep_git_dir, "--keep-git-dir")] {
+                for (on, name) in [
+                    (c.link, "--link"),
+                    (c.parents, "--parents"),
+                    (c.keep_git_dir, "--keep-git-dir"),
+                ] {
                     if on {
                         parts.push(name.to_string());
                     }
@@ -282,7 +286,8 @@ impl Instruction {
                 parts.join(" ")
             }
             Instruction::Run(r) => {
-                let mut parts: Vec<String> = r.mounts.iter().map(|m| format!("--mount={m}")).collect();
+                let mut parts: Vec<String> =
+                    r.mounts.iter().map(|m| format!("--mount={m}")).collect();
                 if r.network != Network::Default {
                     parts.push(format!("--network={}", r.network));
                 }
@@ -329,7 +334,11 @@ impl Instruction {
 }
 
 fn quote_if_needed(s: &str) -> String {
-    if !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'' || c == '\\') {
+    if !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c == '"' || c == '\'' || c == '\\')
+    {
         s.to_string()
     } else {
         serde_json::to_string(s).unwrap_or_default()

@@ -10,8 +10,8 @@
 //! while `--dry-run` plans with what the Dockerfile alone says.
 
 mod flags;
-mod render;
 pub mod instruction;
+mod render;
 pub mod values;
 
 use crate::dockerfile::shell::{Env, Lexer};
@@ -331,7 +331,10 @@ impl<'a> Planner<'a> {
         }
         if raw_stages.is_empty() {
             let span = self.df.nodes.first().map(|n| n.span).unwrap_or_default();
-            return Err(self.err(span, "no FROM instruction: expected FROM <image> to start a stage"));
+            return Err(self.err(
+                span,
+                "no FROM instruction: expected FROM <image> to start a stage",
+            ));
         }
 
         let global_scope = self.global_scope(&globals)?;
@@ -365,9 +368,13 @@ impl<'a> Planner<'a> {
                 deps.push(b);
             }
             for node in &raw.nodes {
-                let instruction = self.plan_instruction(node, &mut state, &stages, &names, index, &global_args)?;
+                let instruction =
+                    self.plan_instruction(node, &mut state, &stages, &names, index, &global_args)?;
                 match &instruction {
-                    Instruction::Copy(Copy { from: Some(CopyFrom::Stage(s)), .. }) => deps.push(*s),
+                    Instruction::Copy(Copy {
+                        from: Some(CopyFrom::Stage(s)),
+                        ..
+                    }) => deps.push(*s),
                     Instruction::Run(run) => {
                         for m in &run.mounts {
                             if let Some(from) = &m.from
@@ -431,7 +438,10 @@ impl<'a> Planner<'a> {
             let name = image.split(':').next().unwrap_or_default();
             let known = matches!(
                 name,
-                "docker/dockerfile" | "docker.io/docker/dockerfile" | "docker.io/docker/dockerfile-upstream" | "docker/dockerfile-upstream"
+                "docker/dockerfile"
+                    | "docker.io/docker/dockerfile"
+                    | "docker.io/docker/dockerfile-upstream"
+                    | "docker/dockerfile-upstream"
             );
             if !known {
                 self.warn(
@@ -490,11 +500,11 @@ impl<'a> Planner<'a> {
             ("TARGETPLATFORM".to_string(), t.to_string()),
             ("TARGETOS".into(), t.os().to_string()),
             ("TARGETARCH".into(), t.arch().to_string()),
-            ("TARGETVARIANT".into(), t.variant().unwrap_or_default().to_string()),
+            ("TARGETVARIANT".into(), t.variant().to_string()),
             ("BUILDPLATFORM".into(), b.to_string()),
             ("BUILDOS".into(), b.os().to_string()),
             ("BUILDARCH".into(), b.arch().to_string()),
-            ("BUILDVARIANT".into(), b.variant().unwrap_or_default().to_string()),
+            ("BUILDVARIANT".into(), b.variant().to_string()),
         ];
         if let Some(t) = &self.opts.target {
             v.push(("TARGETSTAGE".into(), t.clone()));
@@ -512,9 +522,17 @@ impl<'a> Planner<'a> {
 
     /// `ARG a=1 b`: names and defaults expanded, values from build args,
     /// then the inherited `globals`, then the default.
-    fn parse_arg(&mut self, node: &Node, scope: &Scope, globals: &[ArgDecl]) -> Result<Vec<ArgDecl>, PlanError> {
+    fn parse_arg(
+        &mut self,
+        node: &Node,
+        scope: &Scope,
+        globals: &[ArgDecl],
+    ) -> Result<Vec<ArgDecl>, PlanError> {
         if node.args.is_empty() {
-            return Err(self.err(node.span, "ARG requires at least one argument: expected ARG <name>[=<default>]"));
+            return Err(self.err(
+                node.span,
+                "ARG requires at least one argument: expected ARG <name>[=<default>]",
+            ));
         }
         let mut out = Vec::new();
         for word in &node.args {
@@ -547,7 +565,11 @@ impl<'a> Planner<'a> {
             } else {
                 default.clone()
             };
-            out.push(ArgDecl { name, default, value });
+            out.push(ArgDecl {
+                name,
+                default,
+                value,
+            });
         }
         Ok(out)
     }
@@ -594,7 +616,10 @@ impl<'a> Planner<'a> {
             ));
         }
         let lower = expanded.to_lowercase();
-        let base = if let Some(i) = earlier.iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
+        let base = if let Some(i) = earlier
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        {
             Base::Stage(i)
         } else if lower == "scratch" {
             Base::Scratch
@@ -605,7 +630,10 @@ impl<'a> Planner<'a> {
             None => None,
             Some(p) => {
                 let p = self.expand_with(node, p, globals, true)?;
-                Some(values::parse_platform(&p).map_err(|e| self.err(node.span, format!("FROM --platform: {e}")))?)
+                Some(
+                    values::parse_platform(&p)
+                        .map_err(|e| self.err(node.span, format!("FROM --platform: {e}")))?,
+                )
             }
         };
         Ok(Stage {
@@ -633,7 +661,10 @@ impl<'a> Planner<'a> {
                     for (k, v) in env {
                         scope.set(k, v);
                     }
-                    StageState { scope, env_known: true }
+                    StageState {
+                        scope,
+                        env_known: true,
+                    }
                 }
                 None => StageState {
                     scope: Scope::default(),
@@ -656,7 +687,13 @@ impl<'a> Planner<'a> {
         self.expand_with(node, word, scope, false)
     }
 
-    fn expand_with(&mut self, node: &Node, word: &str, scope: &Scope, report_undefined: bool) -> Result<String, PlanError> {
+    fn expand_with(
+        &mut self,
+        node: &Node,
+        word: &str,
+        scope: &Scope,
+        report_undefined: bool,
+    ) -> Result<String, PlanError> {
         match self.lexer.process_word_with_matches(word, scope) {
             Ok(x) => {
                 if report_undefined {
@@ -664,7 +701,9 @@ impl<'a> Planner<'a> {
                         if !self.is_predefined(name) {
                             self.warn(
                                 Some(locate(node, word).unwrap_or(node.span)),
-                                format!("variable ${name} is not defined: it expands to an empty string"),
+                                format!(
+                                    "variable ${name} is not defined: it expands to an empty string"
+                                ),
                             );
                         }
                     }
@@ -680,11 +719,19 @@ impl<'a> Planner<'a> {
 
     /// Expands in a stage, warning about undefined variables when the
     /// stage's whole environment is known.
-    fn expand_in(&mut self, node: &Node, word: &str, state: &StageState) -> Result<String, PlanError> {
+    fn expand_in(
+        &mut self,
+        node: &Node,
+        word: &str,
+        state: &StageState,
+    ) -> Result<String, PlanError> {
         self.expand_with(node, word, &state.scope, state.env_known)
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one call site; the pieces are independent")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; the pieces are independent"
+    )]
     fn plan_instruction(
         &mut self,
         node: &Node,
@@ -696,10 +743,16 @@ impl<'a> Planner<'a> {
     ) -> Result<Instruction, PlanError> {
         let name = node.name();
         let kw = name.to_uppercase();
-        let no_flags = |this: &Self| Flags::parse(&kw, &node.flags, &[]).map_err(|e| this.flag_error(node, e));
+        let no_flags =
+            |this: &Self| Flags::parse(&kw, &node.flags, &[]).map_err(|e| this.flag_error(node, e));
         let need_args = |this: &Self, what: &str| -> Result<(), PlanError> {
-            if node.args.is_empty() || (node.args.len() == 1 && node.args[0].is_empty() && !node.json) {
-                Err(this.err(node.args_span.or_span(node.span), format!("{kw} requires {what}")))
+            if node.args.is_empty()
+                || (node.args.len() == 1 && node.args[0].is_empty() && !node.json)
+            {
+                Err(this.err(
+                    node.args_span.or_span(node.span),
+                    format!("{kw} requires {what}"),
+                ))
             } else {
                 Ok(())
             }
@@ -737,7 +790,7 @@ impl<'a> Planner<'a> {
                     Instruction::Label { pairs }
                 }
             }
-            "run" => self.plan_run(node, state, names, stages.len())?,
+            "run" => self.plan_run(node, state, stages.len())?,
             "copy" | "add" => self.plan_copy(node, state, names, stages.len(), current)?,
             "cmd" | "entrypoint" => {
                 no_flags(self)?;
@@ -757,19 +810,29 @@ impl<'a> Planner<'a> {
                     ));
                 }
                 if node.args.is_empty() {
-                    return Err(self.err(node.args_span.or_span(node.span), "SHELL requires at least one argument"));
+                    return Err(self.err(
+                        node.args_span.or_span(node.span),
+                        "SHELL requires at least one argument",
+                    ));
                 }
-                Instruction::Shell { shell: node.args.clone() }
+                Instruction::Shell {
+                    shell: node.args.clone(),
+                }
             }
             "expose" => {
                 no_flags(self)?;
-                need_args(self, "at least one argument: expected EXPOSE <port>[/<protocol>]")?;
+                need_args(
+                    self,
+                    "at least one argument: expected EXPOSE <port>[/<protocol>]",
+                )?;
                 let mut ports = Vec::new();
                 for p in &node.args {
                     let p = self.expand_in(node, p, state)?;
-                    let parsed = values::parse_expose(&p).map_err(|e| self.err(locate(node, &p).unwrap_or(node.args_span), e.to_string()))?;
+                    let parsed = values::parse_expose(&p).map_err(|e| {
+                        self.err(locate(node, &p).unwrap_or(node.args_span), e.to_string())
+                    })?;
                     for w in parsed.warnings {
-                        self.warn(Some(node.span), w);
+                        self.warn(Some(node.span), w.to_string());
                     }
                     for port in parsed.ports {
                         if !ports.contains(&port) {
@@ -784,17 +847,22 @@ impl<'a> Planner<'a> {
                 need_args(self, "exactly one argument")?;
                 let raw = &node.args[0];
                 match name.as_str() {
-                    "user" => Instruction::User { user: self.expand_in(node, raw, state)? },
+                    "user" => Instruction::User {
+                        user: self.expand_in(node, raw, state)?,
+                    },
                     "workdir" => {
                         let path = self.expand_in(node, raw, state)?;
                         if path.is_empty() {
-                            return Err(self.err(node.args_span, "WORKDIR path is empty after expansion"));
+                            return Err(
+                                self.err(node.args_span, "WORKDIR path is empty after expansion")
+                            );
                         }
                         Instruction::Workdir { path }
                     }
                     "stopsignal" => {
                         let s = self.expand_in(node, raw, state)?;
-                        let signal = values::parse_signal(&s).map_err(|e| self.err(node.args_span, e.to_string()))?;
+                        let signal = values::parse_signal(&s)
+                            .map_err(|e| self.err(node.args_span, e.to_string()))?;
                         Instruction::Stopsignal { signal }
                     }
                     _ => {
@@ -813,7 +881,10 @@ impl<'a> Planner<'a> {
                 for p in &node.args {
                     let p = self.expand_in(node, p, state)?;
                     if p.is_empty() {
-                        return Err(self.err(node.args_span, "VOLUME specified can not be an empty string"));
+                        return Err(self.err(
+                            node.args_span,
+                            "VOLUME specified can not be an empty string",
+                        ));
                     }
                     paths.push(p);
                 }
@@ -823,25 +894,39 @@ impl<'a> Planner<'a> {
             "onbuild" => {
                 no_flags(self)?;
                 let Some(inner) = &node.inner else {
-                    return Err(self.err(node.span, "ONBUILD requires at least one argument: expected ONBUILD <instruction>"));
+                    return Err(self.err(
+                        node.span,
+                        "ONBUILD requires at least one argument: expected ONBUILD <instruction>",
+                    ));
                 };
                 match inner.name().as_str() {
                     "onbuild" => {
-                        return Err(self.err(inner.span, "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"));
+                        return Err(self.err(
+                            inner.span,
+                            "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+                        ));
                     }
                     "from" | "maintainer" => {
                         return Err(self.err(
                             inner.span,
-                            format!("{} isn't allowed as an ONBUILD trigger", inner.keyword.to_uppercase()),
+                            format!(
+                                "{} isn't allowed as an ONBUILD trigger",
+                                inner.keyword.to_uppercase()
+                            ),
                         ));
                     }
                     n if !KNOWN_INSTRUCTIONS.contains(&n.to_uppercase().as_str()) => {
                         let e = self.unknown_instruction(inner);
-                        self.warn(Some(inner.span), format!("ONBUILD trigger will fail when it runs: {e}"));
+                        self.warn(
+                            Some(inner.span),
+                            format!("ONBUILD trigger will fail when it runs: {e}"),
+                        );
                     }
                     _ => {}
                 }
-                Instruction::Onbuild { trigger: inner.original.trim().to_string() }
+                Instruction::Onbuild {
+                    trigger: inner.original.trim().to_string(),
+                }
             }
             _ => unreachable!("unknown instructions are rejected before planning"),
         })
@@ -851,17 +936,23 @@ impl<'a> Planner<'a> {
         &mut self,
         node: &Node,
         state: &StageState,
-        names: &[Option<String>],
         stage_count: usize,
     ) -> Result<Instruction, PlanError> {
         let flags = Flags::parse(
             "RUN",
             &node.flags,
-            &[("mount", Kind::List), ("network", Kind::String), ("security", Kind::String)],
+            &[
+                ("mount", Kind::List),
+                ("network", Kind::String),
+                ("security", Kind::String),
+            ],
         )
         .map_err(|e| self.flag_error(node, e))?;
         if node.args.is_empty() {
-            return Err(self.err(node.span, "RUN requires at least one argument: expected RUN <command>"));
+            return Err(self.err(
+                node.span,
+                "RUN requires at least one argument: expected RUN <command>",
+            ));
         }
         let mut mounts = Vec::new();
         for m in flags.list("mount") {
@@ -880,35 +971,31 @@ impl<'a> Planner<'a> {
                 let msg = expand_error.clone().unwrap_or_else(|| e.to_string());
                 self.err(span, format!("RUN --mount: {msg}"))
             })?;
-            if let Some(from) = &mount.from {
-                if from.contains('$') {
-                    return Err(self.err(
-                        span,
-                        format!("RUN --mount from={from:?} may not use variables: define a stage with FROM instead"),
-                    ));
-                }
-                if let Ok(i) = from.parse::<usize>()
-                    && i >= stage_count
-                {
-                    return Err(self.err(span, format!("RUN --mount from={i}: invalid stage index {i}")));
-                }
-                let _ = resolve_stage_ref(from, names, stage_count);
-            }
-            if let Some(dup) = mounts.iter().find(|x: &&values::Mount| x.target == mount.target && mount.target.is_some()) {
-                return Err(self.err(
-                    span,
-                    format!("RUN --mount: duplicate mount target {:?}", dup.target.as_deref().unwrap_or_default()),
-                ));
+            if let Some(from) = &mount.from
+                && let Ok(i) = from.parse::<usize>()
+                && i >= stage_count
+            {
+                return Err(self.err(span, format!("RUN --mount from={i}: invalid stage index {i}: the Dockerfile has {stage_count} stages")));
             }
             mounts.push(mount);
         }
         let network = match flags.string("network") {
             None => Network::Default,
-            Some(v) => values::parse_network(v).map_err(|e| self.err(locate(node, "--network").unwrap_or(node.span), e.to_string()))?,
+            Some(v) => values::parse_network(v).map_err(|e| {
+                self.err(
+                    locate(node, "--network").unwrap_or(node.span),
+                    e.to_string(),
+                )
+            })?,
         };
         let security = match flags.string("security") {
             None => Security::Sandbox,
-            Some(v) => values::parse_security(v).map_err(|e| self.err(locate(node, "--security").unwrap_or(node.span), e.to_string()))?,
+            Some(v) => values::parse_security(v).map_err(|e| {
+                self.err(
+                    locate(node, "--security").unwrap_or(node.span),
+                    e.to_string(),
+                )
+            })?,
         };
         let heredocs = node
             .heredocs
@@ -959,7 +1046,8 @@ impl<'a> Planner<'a> {
                 ("exclude", Kind::List),
             ]
         };
-        let flags = Flags::parse(kw, &node.flags, declared).map_err(|e| self.flag_error(node, e))?;
+        let flags =
+            Flags::parse(kw, &node.flags, declared).map_err(|e| self.flag_error(node, e))?;
         if node.args.len() < 2 {
             return Err(self.err(
                 node.args_span.or_span(node.span),
@@ -991,8 +1079,12 @@ impl<'a> Planner<'a> {
                 };
                 let content = if expand_it {
                     let lx = Lexer::new('\\').skip_process_quotes(true);
-                    lx.process_word(&raw, &state.scope)
-                        .map_err(|e| self.err(node.args_span, format!("cannot expand heredoc {hname:?}: {e}")))?
+                    lx.process_word(&raw, &state.scope).map_err(|e| {
+                        self.err(
+                            node.args_span,
+                            format!("cannot expand heredoc {hname:?}: {e}"),
+                        )
+                    })?
                 } else {
                     raw
                 };
@@ -1009,9 +1101,16 @@ impl<'a> Planner<'a> {
             let span = locate(node, src).unwrap_or(node.args_span);
             if is_url(&s) || is_git(&s) {
                 if !add {
-                    return Err(self.err(span, format!("COPY cannot read a URL or Git source ({s}): use ADD instead")));
+                    return Err(self.err(
+                        span,
+                        format!("COPY cannot read a URL or Git source ({s}): use ADD instead"),
+                    ));
                 }
-                sources.push(if is_git(&s) { Source::Git(s) } else { Source::Url(s) });
+                sources.push(if is_git(&s) {
+                    Source::Git(s)
+                } else {
+                    Source::Url(s)
+                });
             } else {
                 sources.push(Source::Path(s));
             }
@@ -1019,7 +1118,9 @@ impl<'a> Planner<'a> {
         if sources.len() > 1 && !dest.ends_with('/') && !dest.is_empty() {
             // BuildKit checks this when copying, against the real destination;
             // a non-wildcard multi-source COPY can be caught now.
-            let wild = sources.iter().any(|s| matches!(s, Source::Path(p) if crate::dockerfile::glob::has_meta(p)));
+            let wild = sources
+                .iter()
+                .any(|s| matches!(s, Source::Path(p) if crate::dockerfile::glob::has_meta(p)));
             if !wild {
                 return Err(self.err(
                     locate(node, dest_raw).unwrap_or(node.args_span),
@@ -1042,12 +1143,22 @@ impl<'a> Planner<'a> {
                         return Err(self.err(span, format!("COPY --from={i}: invalid stage index {i}: the Dockerfile has {stage_count} stages")));
                     }
                     if i == current {
-                        return Err(self.err(span, format!("COPY --from={i} names the stage it is in: circular dependency")));
+                        return Err(self.err(
+                            span,
+                            format!(
+                                "COPY --from={i} names the stage it is in: circular dependency"
+                            ),
+                        ));
                     }
                     Some(CopyFrom::Stage(i))
                 } else if let Some(i) = resolve_stage_ref(f, names, stage_count) {
                     if i == current {
-                        return Err(self.err(span, format!("COPY --from={f} names the stage it is in: circular dependency")));
+                        return Err(self.err(
+                            span,
+                            format!(
+                                "COPY --from={f} names the stage it is in: circular dependency"
+                            ),
+                        ));
                     }
                     Some(CopyFrom::Stage(i))
                 } else {
@@ -1059,14 +1170,18 @@ impl<'a> Planner<'a> {
             None => None,
             Some(c) => {
                 let c = self.expand_in(node, c, state)?;
-                Some(values::parse_chown(&c).map_err(|e| self.err(locate(node, "--chown").unwrap_or(node.span), e.to_string()))?)
+                Some(values::parse_chown(&c).map_err(|e| {
+                    self.err(locate(node, "--chown").unwrap_or(node.span), e.to_string())
+                })?)
             }
         };
         let chmod = match flags.string("chmod") {
             None => None,
             Some(c) => {
                 let c = self.expand_in(node, c, state)?;
-                Some(values::parse_chmod(&c).map_err(|e| self.err(locate(node, "--chmod").unwrap_or(node.span), e.to_string()))?)
+                Some(values::parse_chmod(&c).map_err(|e| {
+                    self.err(locate(node, "--chmod").unwrap_or(node.span), e.to_string())
+                })?)
             }
         };
         let checksum = match flags.string("checksum") {
@@ -1085,7 +1200,9 @@ impl<'a> Planner<'a> {
                     }
                     Source::Git(_) => {}
                     _ => {
-                        return Err(self.err(span, "ADD --checksum applies to URL and Git sources only"));
+                        return Err(
+                            self.err(span, "ADD --checksum applies to URL and Git sources only")
+                        );
                     }
                 }
                 Some(c)
@@ -1094,8 +1211,12 @@ impl<'a> Planner<'a> {
         let mut exclude = Vec::new();
         for e in flags.list("exclude") {
             let e = self.expand_in(node, e, state)?;
-            crate::dockerfile::glob::validate(&e)
-                .map_err(|err| self.err(locate(node, "--exclude").unwrap_or(node.span), format!("--exclude: {err}")))?;
+            crate::dockerfile::glob::validate(&e).map_err(|err| {
+                self.err(
+                    locate(node, "--exclude").unwrap_or(node.span),
+                    format!("--exclude: {err}"),
+                )
+            })?;
             exclude.push(e);
         }
         Ok(Instruction::Copy(Copy {
@@ -1141,7 +1262,10 @@ impl<'a> Planner<'a> {
             return Ok(Instruction::Healthcheck(Healthcheck::None));
         }
         if !typ.eq_ignore_ascii_case("cmd") {
-            return Err(self.err(node.args_span, format!("unknown type {typ:?} in HEALTHCHECK: expected CMD or NONE")));
+            return Err(self.err(
+                node.args_span,
+                format!("unknown type {typ:?} in HEALTHCHECK: expected CMD or NONE"),
+            ));
         }
         if node.args.len() < 2 {
             return Err(self.err(node.args_span, "HEALTHCHECK CMD requires a command"));
@@ -1151,19 +1275,27 @@ impl<'a> Planner<'a> {
         } else {
             Command::Shell(node.args[1].clone())
         };
-        let options = values::HealthcheckOptions::parse(
-            flags.string("interval"),
-            flags.string("timeout"),
-            flags.string("start-period"),
-            flags.string("start-interval"),
-            flags.string("retries"),
-        )
+        let options = values::HealthcheckOptions::parse(&values::HealthcheckFlags {
+            interval: flags.string("interval"),
+            timeout: flags.string("timeout"),
+            start_period: flags.string("start-period"),
+            start_interval: flags.string("start-interval"),
+            retries: flags.string("retries"),
+        })
         .map_err(|e| self.err(node.span, format!("HEALTHCHECK: {e}")))?;
-        Ok(Instruction::Healthcheck(Healthcheck::Cmd { command, options }))
+        Ok(Instruction::Healthcheck(Healthcheck::Cmd {
+            command,
+            options,
+        }))
     }
 
     /// The needed stages from `target`, dependencies first; errors on cycles.
-    fn build_order(&self, stages: &[Stage], target: usize, raw: &[RawStage<'_>]) -> Result<Vec<usize>, PlanError> {
+    fn build_order(
+        &self,
+        stages: &[Stage],
+        target: usize,
+        raw: &[RawStage<'_>],
+    ) -> Result<Vec<usize>, PlanError> {
         #[derive(Clone, Copy, PartialEq)]
         enum Mark {
             None,
@@ -1197,19 +1329,31 @@ impl<'a> Planner<'a> {
             order.push(i);
             Ok(())
         }
-        let mut marks = vec![Mark::None; stages.len()];
-        let mut order = Vec::new();
-        visit(target, stages, &mut marks, &mut order, &mut Vec::new()).map_err(|cycle| {
+        let cycle_error = |cycle: Vec<usize>| {
             let names: Vec<String> = cycle.iter().map(|&i| stages[i].label()).collect();
             self.err(
                 raw[cycle[0]].from.span,
                 format!("circular dependency between stages: {}", names.join(" -> ")),
             )
-        })?;
+        };
+        // Like BuildKit, a cycle is an error even among stages the target
+        // does not need.
+        let mut marks = vec![Mark::None; stages.len()];
+        for i in 0..stages.len() {
+            visit(i, stages, &mut marks, &mut Vec::new(), &mut Vec::new()).map_err(cycle_error)?;
+        }
+        let mut marks = vec![Mark::None; stages.len()];
+        let mut order = Vec::new();
+        visit(target, stages, &mut marks, &mut order, &mut Vec::new()).map_err(cycle_error)?;
         Ok(order)
     }
 
-    fn check_unused_build_args(&mut self, stages: &[Stage], raw: &[RawStage<'_>], globals: &[&Node]) {
+    fn check_unused_build_args(
+        &mut self,
+        stages: &[Stage],
+        raw: &[RawStage<'_>],
+        globals: &[&Node],
+    ) {
         // Declarations in unneeded stages do not consume a build arg.
         let mut declared: BTreeSet<String> = BTreeSet::new();
         let _ = (raw, globals);
@@ -1261,7 +1405,9 @@ fn resolve_stage_ref(name: &str, names: &[Option<String>], count: usize) -> Opti
         return (i < count).then_some(i);
     }
     let lower = name.to_lowercase();
-    names.iter().position(|n| n.as_deref() == Some(lower.as_str()))
+    names
+        .iter()
+        .position(|n| n.as_deref() == Some(lower.as_str()))
 }
 
 /// `<<NAME`, `<<-NAME`, `<<"NAME"` as a COPY/ADD source word.
@@ -1294,7 +1440,9 @@ fn valid_digest(s: &str) -> bool {
     match s.split_once(':') {
         Some((alg, hex)) => {
             !alg.is_empty()
-                && alg.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && alg
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
                 && !hex.is_empty()
                 && hex.chars().all(|c| c.is_ascii_hexdigit())
         }
@@ -1305,7 +1453,8 @@ fn valid_digest(s: &str) -> bool {
 fn valid_stage_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
 }
 
 fn locate(node: &Node, needle: &str) -> Option<Span> {
@@ -1322,19 +1471,31 @@ impl SpanOr for Span {
     }
 }
 
-/// Levenshtein distance, for "did you mean".
+/// Edit distance counting a swap of neighbours as one edit (optimal
+/// string alignment), for "did you mean": `RNU` is one edit from `RUN`.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]

@@ -52,7 +52,11 @@ fn buildkit_line_numbers() {
     let path = conformance_dir().join("buildkit-parser/testfile-line/Dockerfile");
     let df = parse(&fs::read(path).unwrap(), "Dockerfile").unwrap();
     assert_eq!(df.line_range(), (5, 31));
-    let ranges: Vec<_> = df.nodes.iter().map(|n| (n.start_line, n.end_line)).collect();
+    let ranges: Vec<_> = df
+        .nodes
+        .iter()
+        .map(|n| (n.start_line, n.end_line))
+        .collect();
     assert_eq!(ranges, vec![(5, 5), (11, 12), (17, 31)]);
 }
 
@@ -105,7 +109,10 @@ fn authored_heredoc_cases() {
                 "heredocs": w["heredocs"],
             });
             if got != expected {
-                failures.push(format!("{id}[{}]: got {got}, expected {expected}", w["index"]));
+                failures.push(format!(
+                    "{id}[{}]: got {got}, expected {expected}",
+                    w["index"]
+                ));
             }
         }
     }

@@ -318,6 +318,12 @@ fn copy_op(from: u8, who: u16, op: u8) -> Op {
     }
 }
 
+impl serde::Serialize for Chmod {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,8 @@ use super::ValueError;
 use super::go::parse_int;
 
 /// A user or group, by number or by name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(untagged)]
 pub enum IdOrName {
     /// A numeric id.
     Id(u32),
@@ -34,7 +35,7 @@ impl fmt::Display for IdOrName {
 /// * user by name, no group: uid and gid from the user's `/etc/passwd` line;
 /// * a name that is not found (or a missing `/etc/passwd`/`/etc/group`)
 ///   resolves to 0 **without an error**.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Chown {
     /// The part before the first `:`.
     pub user: IdOrName,
@@ -79,6 +80,15 @@ fn id_or_name(part: &str) -> IdOrName {
         // Two's-complement wrap, as Go's uint32(int) conversion.
         Some(n) => IdOrName::Id(n as i32 as u32),
         None => IdOrName::Name(part.to_owned()),
+    }
+}
+
+impl fmt::Display for Chown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.group {
+            Some(g) => write!(f, "{}:{g}", self.user),
+            None => write!(f, "{}", self.user),
+        }
     }
 }
 

@@ -283,6 +283,47 @@ fn opt_interval(name: &str, value: Option<&str>) -> Result<Option<Duration>, Val
     Ok(Some(Duration::from_nanos(nanos)))
 }
 
+impl HealthcheckOptions {
+    fn fields(&self) -> [(&'static str, Option<String>); 5] {
+        let d = |v: Option<Duration>| v.map(format_go_duration);
+        [
+            ("interval", d(self.interval)),
+            ("timeout", d(self.timeout)),
+            ("start-period", d(self.start_period)),
+            ("start-interval", d(self.start_interval)),
+            ("retries", self.retries.map(|r| r.to_string())),
+        ]
+    }
+}
+
+/// The options as flags, e.g. `--interval=5s --retries=2`; empty when none.
+impl std::fmt::Display for HealthcheckOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .fields()
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("--{k}={v}")))
+            .collect();
+        f.write_str(&parts.join(" "))
+    }
+}
+
+/// Durations as Go prints them (`30s`), absent options left out.
+impl serde::Serialize for HealthcheckOptions {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = self.fields();
+        let mut map =
+            serializer.serialize_map(Some(fields.iter().filter(|(_, v)| v.is_some()).count()))?;
+        for (k, v) in fields {
+            if let Some(v) = v {
+                map.serialize_entry(k, &v)?;
+            }
+        }
+        map.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,8 @@ use super::ValueError;
 use super::go::{parse_bool, parse_uint, path_base, path_clean};
 
 /// The kind of a `RUN --mount`; `type=` (case-insensitive), default `bind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MountType {
     /// `type=bind`: a read-only (unless `rw`) view of the build context or
     /// of another stage or image; writes are discarded.
@@ -43,7 +44,8 @@ impl fmt::Display for MountType {
 }
 
 /// How concurrent builds share one cache mount (`sharing=`, case-insensitive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CacheSharing {
     /// `shared` (the default): concurrent writers use the same directory.
     #[default]
@@ -67,7 +69,7 @@ impl CacheSharing {
 
 /// One parsed `RUN --mount`, with BuildKit's defaults filled in where they do
 /// not depend on the build state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Mount {
     /// `type=`.
     pub mount_type: MountType,
@@ -588,6 +590,54 @@ fn go_parse_float(s: &str) -> Option<f64> {
         return None;
     }
     s.parse().ok()
+}
+
+/// The mount in `--mount` CSV form, with every resolved field that is set,
+/// e.g. `type=cache,target=/root/.cache,id=/root/.cache,sharing=locked`.
+impl fmt::Display for Mount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = vec![format!("type={}", self.mount_type)];
+        let mut opt = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                parts.push(format!("{k}={v}"));
+            }
+        };
+        opt("from", &self.from);
+        opt("source", &self.source);
+        opt("target", &self.target);
+        opt("id", &self.id);
+        opt("env", &self.env);
+        let default_ro = matches!(
+            self.mount_type,
+            MountType::Bind | MountType::Secret | MountType::Ssh
+        );
+        if self.read_only != default_ro {
+            parts.push(if self.read_only {
+                "ro".into()
+            } else {
+                "rw".into()
+            });
+        }
+        if self.sharing != CacheSharing::Shared {
+            parts.push(format!("sharing={}", self.sharing.as_str()));
+        }
+        if self.required {
+            parts.push("required".into());
+        }
+        if let Some(m) = self.mode {
+            parts.push(format!("mode={m:04o}"));
+        }
+        if let Some(u) = self.uid {
+            parts.push(format!("uid={u}"));
+        }
+        if let Some(g) = self.gid {
+            parts.push(format!("gid={g}"));
+        }
+        if let Some(s) = self.size_limit {
+            parts.push(format!("size={s}"));
+        }
+        f.write_str(&parts.join(","))
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::fmt;
 use super::ValueError;
 
 /// An OCI platform: `os/architecture[/variant]`, normalised.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Platform {
     /// `linux`, `windows`, `darwin`, ... (lowercase).
     pub os: String,

@@ -5,7 +5,8 @@
 use super::ValueError;
 
 /// `RUN --network=<mode>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Network {
     /// `default` (also when the flag is absent): the builder's usual network.
     #[default]
@@ -41,7 +42,8 @@ pub fn parse_network(s: &str) -> Result<Network, ValueError> {
 }
 
 /// `RUN --security=<mode>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Security {
     /// `sandbox` (also when the flag is absent).
     #[default]
@@ -69,6 +71,18 @@ pub fn parse_security(s: &str) -> Result<Security, ValueError> {
         _ => Err(ValueError::new(format!(
             "security \"{s}\" is not valid: expected sandbox or insecure"
         ))),
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
