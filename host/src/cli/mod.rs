@@ -131,7 +131,12 @@ fn run_build(build: &BuildArgs) -> Result<(), Failure> {
             Some(s) => format!("{}:{}:{}: ", plan.file, s.line, s.col),
             None => String::new(),
         };
-        let _ = writeln!(stderr, "{at}warning: {}", w.message);
+        let rule = w
+            .rule
+            .as_deref()
+            .map(|r| format!("{r}: "))
+            .unwrap_or_default();
+        let _ = writeln!(stderr, "{at}warning: {rule}{}", w.message);
     }
 
     if !build.dry_run {

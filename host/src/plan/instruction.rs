@@ -235,9 +235,25 @@ impl Instruction {
         }
     }
 
+    /// The heredoc bodies the instruction carries (RUN scripts, COPY/ADD
+    /// file contents after expansion).
+    pub fn heredocs(&self) -> &[HeredocBody] {
+        match self {
+            Instruction::Copy(c) => &c.heredocs,
+            Instruction::Run(r) => &r.heredocs,
+            _ => &[],
+        }
+    }
+
     /// One line showing the instruction after expansion, e.g.
     /// `COPY --from=0 --chown=app /src/out /app/`.
     pub fn display(&self) -> String {
+        self.display_with(&|i| i.to_string())
+    }
+
+    /// Like [`display`](Self::display), naming stages with `stage_name`
+    /// (used for `COPY --from`).
+    pub fn display_with(&self, stage_name: &dyn Fn(usize) -> String) -> String {
         let kw = self.keyword();
         let kv = |pairs: &[(String, String)]| {
             pairs
@@ -250,7 +266,7 @@ impl Instruction {
             Instruction::Copy(c) => {
                 let mut parts = Vec::new();
                 match &c.from {
-                    Some(CopyFrom::Stage(i)) => parts.push(format!("--from=stage {i}")),
+                    Some(CopyFrom::Stage(i)) => parts.push(format!("--from={}", stage_name(*i))),
                     Some(CopyFrom::Image(r)) => parts.push(format!("--from={r}")),
                     None => {}
                 }

@@ -11,6 +11,7 @@
 
 mod flags;
 pub mod instruction;
+pub mod lint;
 mod render;
 pub mod values;
 
@@ -89,6 +90,8 @@ fn describe_stages(stages: &[String]) -> String {
 /// A non-fatal finding, shown as a warning.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {
+    /// The BuildKit check rule, for findings of a named rule.
+    pub rule: Option<String>,
     /// Where in the Dockerfile, when it is about a line.
     pub span: Option<Span>,
     /// What, lowercase.
@@ -137,6 +140,10 @@ pub struct Stage {
     pub needed: bool,
     /// Stages this one reads (base, `COPY --from`, `RUN --mount=from`).
     pub depends_on: Vec<usize>,
+    /// Whether the whole environment the stage expands with was known:
+    /// false for a base image whose ENV was not given in
+    /// [`PlanOptions::image_env`], where unknown variables stay as written.
+    pub env_known: bool,
     /// Instructions after FROM.
     pub steps: Vec<Step>,
 }
@@ -246,10 +253,27 @@ impl Env for Scope {
     }
 }
 
+/// What to do with variables that are not set when expanding.
+#[derive(Clone, Copy)]
+enum Undefined<'a> {
+    /// Expand to empty, say nothing.
+    Ignore,
+    /// A FROM line: report names not declared as global ARGs.
+    InFrom,
+    /// A stage whose environment is known: report names not declared.
+    InStage(&'a BTreeSet<String>),
+    /// A stage on an image whose ENV is unknown: keep `$NAME` as written.
+    KeepUnknown,
+}
+
 /// Per-stage state while walking instructions.
 #[derive(Debug, Clone, Default)]
 struct StageState {
     scope: Scope,
+    /// ARG names declared in the stage, with or without a value.
+    declared: BTreeSet<String>,
+    /// Whether an absolute WORKDIR was set in this stage or its parents.
+    absolute_workdir: bool,
     /// Whether everything in the stage's environment is known (no image
     /// base with unknown ENV), so undefined variables can be reported.
     env_known: bool,
@@ -289,7 +313,21 @@ impl<'a> Planner<'a> {
 
     fn warn(&mut self, span: Option<Span>, message: impl Into<String>) {
         self.warnings.push(Warning {
+            rule: None,
             span,
+            message: message.into(),
+        });
+    }
+
+    /// A finding of a named build-check rule.
+    fn lint(&mut self, rule: &'static str, span: Span, message: impl Into<String>) {
+        debug_assert!(
+            lint::RULES.contains(&rule),
+            "{rule} is listed in lint::RULES"
+        );
+        self.warnings.push(Warning {
+            rule: Some(rule.to_string()),
+            span: Some(span),
             message: message.into(),
         });
     }
@@ -297,11 +335,9 @@ impl<'a> Planner<'a> {
     fn run(mut self) -> Result<Plan, PlanError> {
         self.check_directives();
         for w in &self.df.warnings {
-            self.warnings.push(Warning {
-                span: Some(w.span),
-                message: w.message.clone(),
-            });
+            self.lint("NoEmptyContinuation", w.span, w.message.clone());
         }
+        self.lint_casing();
         // Split into the global part (before the first FROM) and stages.
         let mut globals: Vec<&Node> = Vec::new();
         let mut raw_stages: Vec<RawStage<'_>> = Vec::new();
@@ -352,16 +388,18 @@ impl<'a> Planner<'a> {
             if let Some(n) = name
                 && names[..i].iter().any(|m| m.as_deref() == Some(n))
             {
-                self.warn(
-                    Some(raw_stages[i].from.span),
-                    format!("duplicate stage name {n:?}: references resolve to the first stage with this name"),
+                self.lint(
+                    "DuplicateStageName",
+                    raw_stages[i].from.span,
+                    format!("duplicate stage name {n:?}: stage names should be unique; references resolve to the first stage with this name"),
                 );
             }
         }
 
         // Second pass: instructions, in file order (a stage's base is always earlier).
         for (index, raw) in raw_stages.iter().enumerate() {
-            let mut state = self.initial_state(&stages[index], &global_args);
+            let mut state = self.initial_state(&stages[index]);
+            self.lint_stage(&raw.nodes);
             let mut steps = Vec::with_capacity(raw.nodes.len());
             let mut deps = Vec::new();
             if let Base::Stage(b) = stages[index].base {
@@ -396,6 +434,7 @@ impl<'a> Planner<'a> {
             deps.sort_unstable();
             deps.dedup();
             stages[index].depends_on = deps;
+            stages[index].env_known = state.env_known;
             stages[index].steps = steps;
             self.end_states.push(state);
         }
@@ -420,6 +459,7 @@ impl<'a> Planner<'a> {
             stages[i].needed = true;
         }
         self.check_unused_build_args(&stages, &raw_stages, &globals);
+        self.apply_checks()?;
         Ok(Plan {
             file: self.df.file.clone(),
             target_platform: self.opts.target_platform.clone(),
@@ -430,6 +470,119 @@ impl<'a> Planner<'a> {
             order,
             warnings: self.warnings,
         })
+    }
+
+    /// `ConsistentInstructionCasing`: keywords should all be upper or all
+    /// lower case, following the majority.
+    fn lint_casing(&mut self) {
+        let nodes: Vec<&Node> = self.df.nodes.iter().collect();
+        let upper = nodes
+            .iter()
+            .filter(|n| n.keyword == n.keyword.to_uppercase())
+            .count();
+        let lower = nodes
+            .iter()
+            .filter(|n| n.keyword == n.keyword.to_lowercase())
+            .count();
+        let want_upper = upper >= lower;
+        for n in nodes {
+            let ok = if want_upper {
+                n.keyword == n.keyword.to_uppercase()
+            } else {
+                n.keyword == n.keyword.to_lowercase()
+            };
+            if !ok {
+                self.lint(
+                    "ConsistentInstructionCasing",
+                    n.span,
+                    format!(
+                        "instruction '{}' should match the case of the majority ({})",
+                        n.keyword,
+                        if want_upper { "uppercase" } else { "lowercase" }
+                    ),
+                );
+            }
+        }
+    }
+
+    /// `MultipleInstructionsDisallowed`: only the last CMD, ENTRYPOINT or
+    /// HEALTHCHECK of a stage counts.
+    fn lint_stage(&mut self, nodes: &[&Node]) {
+        for kw in ["cmd", "entrypoint", "healthcheck"] {
+            let of_kind: Vec<&&Node> = nodes.iter().filter(|n| n.name() == kw).collect();
+            if let Some((_, earlier)) = of_kind.split_last() {
+                for n in earlier {
+                    self.lint(
+                        "MultipleInstructionsDisallowed",
+                        n.span,
+                        format!(
+                            "multiple {} instructions in one stage: only the last one is used",
+                            kw.to_uppercase()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn lint_secret_name(&mut self, node: &Node, kw: &str, name: &str) {
+        if lint::looks_secret(name) {
+            self.lint(
+                "SecretsUsedInArgOrEnv",
+                node.locate(name).unwrap_or(node.span),
+                format!("do not use {kw} for sensitive data ({kw} {name:?}): use RUN --mount=type=secret instead"),
+            );
+        }
+    }
+
+    /// Applies `# check=` (or the `BUILDKIT_DOCKERFILE_CHECK` build arg):
+    /// drops skipped rules and, with `error=true`, fails on what is left.
+    fn apply_checks(&mut self) -> Result<(), PlanError> {
+        let (value, from_arg) = match self.opts.build_args.get("BUILDKIT_DOCKERFILE_CHECK") {
+            Some(v) => (Some(v.clone()), true),
+            None => (self.df.directives.check.clone(), false),
+        };
+        let Some(value) = value else {
+            return Ok(());
+        };
+        let config = lint::CheckConfig::parse(&value).map_err(|e| {
+            if from_arg {
+                self.err(
+                    Span::default(),
+                    format!("build arg BUILDKIT_DOCKERFILE_CHECK: {e}"),
+                )
+            } else {
+                let line = self
+                    .df
+                    .lines
+                    .iter()
+                    .position(|l| l.to_ascii_lowercase().contains("check"))
+                    .map_or(1, |i| i + 1);
+                self.err(Span::new(line, 1, 1), e)
+            }
+        })?;
+        self.warnings
+            .retain(|w| w.rule.as_deref().is_none_or(|r| config.reports(r)));
+        if config.error {
+            let mut rules: Vec<&str> = self
+                .warnings
+                .iter()
+                .filter_map(|w| w.rule.as_deref())
+                .collect();
+            rules.sort_unstable();
+            rules.dedup();
+            if let Some(first) = self.warnings.iter().find(|w| w.rule.is_some()) {
+                return Err(self.err(
+                    first.span.unwrap_or_default(),
+                    format!(
+                        "lint violations found for rules: {} (check=error=true); the first: {}",
+                        rules.join(", "),
+                        first.message
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_directives(&mut self) {
@@ -486,6 +639,7 @@ impl<'a> Planner<'a> {
                 if let Some(v) = &arg.value {
                     scope.set(&arg.name, v);
                 }
+                self.lint_secret_name(node, "ARG", &arg.name);
                 decls.push(arg);
             }
         }
@@ -593,6 +747,30 @@ impl<'a> Planner<'a> {
                 ));
             }
         };
+        if let Some(n) = name {
+            if n.chars().any(|c| c.is_uppercase()) {
+                self.lint(
+                    "StageNameCasing",
+                    node.locate(n).unwrap_or(node.span),
+                    format!("stage name {n:?} should be lowercase"),
+                );
+            }
+            let as_kw = &node.args[1];
+            let from_upper = node.keyword == node.keyword.to_uppercase();
+            let from_lower = node.keyword == node.keyword.to_lowercase();
+            if (from_upper && *as_kw != as_kw.to_uppercase())
+                || (from_lower && *as_kw != as_kw.to_lowercase())
+            {
+                self.lint(
+                    "FromAsCasing",
+                    node.locate(as_kw).unwrap_or(node.span),
+                    format!(
+                        "'{as_kw}' and '{}' keywords' casing do not match",
+                        node.keyword
+                    ),
+                );
+            }
+        }
         let name = match name {
             None => None,
             Some(n) => {
@@ -608,7 +786,7 @@ impl<'a> Planner<'a> {
                 Some(lower)
             }
         };
-        let expanded = self.expand_with(node, image, globals, true)?;
+        let expanded = self.expand_with(node, image, globals, Undefined::InFrom)?;
         if expanded.is_empty() {
             return Err(self.err(
                 node.args_span,
@@ -629,7 +807,14 @@ impl<'a> Planner<'a> {
         let platform = match flags.string("platform") {
             None => None,
             Some(p) => {
-                let p = self.expand_with(node, p, globals, true)?;
+                if matches!(p, "$TARGETPLATFORM" | "${TARGETPLATFORM}") {
+                    self.lint(
+                        "RedundantTargetPlatform",
+                        node.locate(p).unwrap_or(node.span),
+                        "setting the platform to $TARGETPLATFORM in FROM is redundant: it is the default",
+                    );
+                }
+                let p = self.expand_with(node, p, globals, Undefined::InFrom)?;
                 Some(
                     values::parse_platform(&p)
                         .map_err(|e| self.err(node.span, format!("FROM --platform: {e}")))?,
@@ -644,15 +829,16 @@ impl<'a> Planner<'a> {
             line: node.start_line,
             needed: false,
             depends_on: Vec::new(),
+            env_known: false,
             steps: Vec::new(),
         })
     }
 
-    fn initial_state(&self, stage: &Stage, _globals: &[ArgDecl]) -> StageState {
+    fn initial_state(&self, stage: &Stage) -> StageState {
         match &stage.base {
             Base::Scratch => StageState {
-                scope: Scope::default(),
                 env_known: true,
+                ..StageState::default()
             },
             Base::Stage(i) => self.end_states[*i].clone(),
             Base::Image(r) => match self.opts.image_env.get(r) {
@@ -664,12 +850,10 @@ impl<'a> Planner<'a> {
                     StageState {
                         scope,
                         env_known: true,
+                        ..StageState::default()
                     }
                 }
-                None => StageState {
-                    scope: Scope::default(),
-                    env_known: false,
-                },
+                None => StageState::default(),
             },
         }
     }
@@ -682,9 +866,9 @@ impl<'a> Planner<'a> {
         self.err(span, e.message)
     }
 
-    /// Expands one word in single-word mode.
+    /// Expands one word in single-word mode, reporting nothing.
     fn expand(&mut self, node: &Node, word: &str, scope: &Scope) -> Result<String, PlanError> {
-        self.expand_with(node, word, scope, false)
+        self.expand_with(node, word, scope, Undefined::Ignore)
     }
 
     fn expand_with(
@@ -692,40 +876,55 @@ impl<'a> Planner<'a> {
         node: &Node,
         word: &str,
         scope: &Scope,
-        report_undefined: bool,
+        undefined: Undefined<'_>,
     ) -> Result<String, PlanError> {
-        match self.lexer.process_word_with_matches(word, scope) {
-            Ok(x) => {
-                if report_undefined {
-                    for name in &x.unmatched {
-                        if !self.is_predefined(name) {
-                            self.warn(
-                                Some(locate(node, word).unwrap_or(node.span)),
-                                format!(
-                                    "variable ${name} is not defined: it expands to an empty string"
-                                ),
-                            );
-                        }
-                    }
-                }
-                Ok(x.result)
-            }
-            Err(e) => Err(self.err(
+        // Where the base image's ENV is unknown (a dry run), variables that
+        // might come from it are left as written instead of guessed empty.
+        let lexer = self
+            .lexer
+            .skip_unset_env(matches!(undefined, Undefined::KeepUnknown));
+        let x = lexer.process_word_with_matches(word, scope).map_err(|e| {
+            self.err(
                 locate(node, word).unwrap_or(node.args_span.or_span(node.span)),
                 format!("cannot expand {word:?}: {e}"),
-            )),
+            )
+        })?;
+        let span = locate(node, word).unwrap_or(node.span);
+        for name in &x.unmatched {
+            if self.is_predefined(name) {
+                continue;
+            }
+            match undefined {
+                Undefined::InFrom if !self.global_declared(name) => self.lint(
+                    "UndefinedArgInFrom",
+                    span,
+                    format!("FROM argument ${name} is not declared: declare it with ARG before the first FROM"),
+                ),
+                Undefined::InStage(declared) if !declared.contains(name) => self.lint(
+                    "UndefinedVar",
+                    span,
+                    format!("usage of undefined variable ${name}: it expands to an empty string"),
+                ),
+                _ => {}
+            }
         }
+        Ok(x.result)
     }
 
-    /// Expands in a stage, warning about undefined variables when the
-    /// stage's whole environment is known.
+    /// Expands in a stage: undefined variables are reported when the
+    /// stage's whole environment is known, and kept as written otherwise.
     fn expand_in(
         &mut self,
         node: &Node,
         word: &str,
         state: &StageState,
     ) -> Result<String, PlanError> {
-        self.expand_with(node, word, &state.scope, state.env_known)
+        let mode = if state.env_known {
+            Undefined::InStage(&state.declared)
+        } else {
+            Undefined::KeepUnknown
+        };
+        self.expand_with(node, word, &state.scope, mode)
     }
 
     #[allow(
@@ -766,6 +965,8 @@ impl<'a> Planner<'a> {
                     if let Some(v) = &a.value {
                         state.scope.set(&a.name, v);
                     }
+                    state.declared.insert(a.name.clone());
+                    self.lint_secret_name(node, "ARG", &a.name);
                 }
                 Instruction::Arg { args }
             }
@@ -781,9 +982,18 @@ impl<'a> Planner<'a> {
                     }
                     pairs.push((key, value));
                 }
+                if node.args.get(2).is_some_and(String::is_empty) {
+                    self.lint(
+                        "LegacyKeyValueFormat",
+                        node.span,
+                        format!("\"{kw} key=value\" should be used instead of the legacy \"{kw} key value\" form"),
+                    );
+                }
                 if name == "env" {
                     for (k, v) in &pairs {
                         state.scope.set(k, v);
+                        state.declared.insert(k.clone());
+                        self.lint_secret_name(node, "ENV", k);
                     }
                     Instruction::Env { pairs }
                 } else {
@@ -794,6 +1004,13 @@ impl<'a> Planner<'a> {
             "copy" | "add" => self.plan_copy(node, state, names, stages.len(), current)?,
             "cmd" | "entrypoint" => {
                 no_flags(self)?;
+                if !node.json {
+                    self.lint(
+                        "JSONArgsRecommended",
+                        node.span,
+                        format!("JSON arguments recommended for {kw} to prevent unintended behavior related to OS signals: {kw} [\"executable\", \"arg\"]"),
+                    );
+                }
                 let command = command_of(node);
                 if name == "cmd" {
                     Instruction::Cmd { command }
@@ -832,7 +1049,7 @@ impl<'a> Planner<'a> {
                         self.err(locate(node, &p).unwrap_or(node.args_span), e.to_string())
                     })?;
                     for w in parsed.warnings {
-                        self.warn(Some(node.span), w.to_string());
+                        self.lint(w.rule(), node.args_span.or_span(node.span), w.to_string());
                     }
                     for port in parsed.ports {
                         if !ports.contains(&port) {
@@ -852,6 +1069,14 @@ impl<'a> Planner<'a> {
                     },
                     "workdir" => {
                         let path = self.expand_in(node, raw, state)?;
+                        if !path.starts_with('/') && !state.absolute_workdir {
+                            self.lint(
+                                "WorkdirRelativePath",
+                                node.args_span.or_span(node.span),
+                                format!("relative WORKDIR {path:?} depends on the base image's working directory: use an absolute path"),
+                            );
+                        }
+                        state.absolute_workdir |= path.starts_with('/');
                         if path.is_empty() {
                             return Err(
                                 self.err(node.args_span, "WORKDIR path is empty after expansion")
@@ -866,8 +1091,9 @@ impl<'a> Planner<'a> {
                         Instruction::Stopsignal { signal }
                     }
                     _ => {
-                        self.warn(
-                            Some(node.span),
+                        self.lint(
+                            "MaintainerDeprecated",
+                            node.span,
                             "MAINTAINER is deprecated: use LABEL org.opencontainers.image.authors=<name> instead",
                         );
                         Instruction::Maintainer { name: raw.clone() }

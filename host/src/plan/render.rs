@@ -18,6 +18,12 @@ impl Plan {
         let _ = writeln!(out, "  target:   stage {}", self.stage_title(target.index));
         let order: Vec<String> = self.order.iter().map(|&i| self.stage_title(i)).collect();
         let _ = writeln!(out, "  order:    {}", order.join(" -> "));
+        if self.stages.iter().any(|s| s.needed && !s.env_known) {
+            let _ = writeln!(
+                out,
+                "  note:     base image ENV is not read in a dry run; variables it may set are shown as written"
+            );
+        }
         if !self.global_args.is_empty() {
             let args: Vec<String> = self
                 .global_args
@@ -60,16 +66,23 @@ impl Plan {
                 self.stage_title(stage.index),
                 stage.line,
             );
+            let name_of = |i: usize| self.stages[i].name.clone().unwrap_or_else(|| i.to_string());
             for step in &stage.steps {
-                let text = step.instruction.display();
+                let text = step.instruction.display_with(&name_of);
                 let mut lines = text.lines();
                 let first = lines.next().unwrap_or_default();
                 let _ = writeln!(out, "  {:>width$}  {first}", step.line);
                 for more in lines {
                     let _ = writeln!(out, "  {:>width$}  {more}", "");
                 }
-                if step.end_line > step.line {
-                    let _ = writeln!(out, "  {:>width$}  (to line {})", "", step.end_line);
+                let docs = step.instruction.heredocs();
+                for doc in docs {
+                    if docs.len() > 1 {
+                        let _ = writeln!(out, "  {:>width$}  <<{}", "", doc.name);
+                    }
+                    for line in doc.content.lines() {
+                        let _ = writeln!(out, "  {:>width$}  | {line}", "");
+                    }
                 }
             }
         }

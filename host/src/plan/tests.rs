@@ -38,9 +38,10 @@ fn displays(p: &Plan, stage: usize) -> Vec<String> {
 
 #[test]
 fn global_args_reach_from_but_not_stages_unless_redeclared() {
-    let p = plan_ok(
-        "ARG TAG=1.36\nARG REPO\nFROM busybox:${TAG}\nRUN echo $TAG\nLABEL a=${TAG:-none}\nARG TAG\nLABEL b=$TAG\n",
-    );
+    let mut o = opts();
+    o.image_env.insert("busybox:1.36".into(), vec![]);
+    let text = "ARG TAG=1.36\nARG REPO\nFROM busybox:${TAG}\nRUN echo $TAG\nLABEL a=${TAG:-none}\nARG TAG\nLABEL b=$TAG\n";
+    let p = plan_with(text, &o).unwrap();
     assert_eq!(p.stages[0].base, Base::Image("busybox:1.36".into()));
     assert_eq!(displays(&p, 0)[1], "LABEL a=none");
     assert_eq!(displays(&p, 0)[3], "LABEL b=1.36");
@@ -65,9 +66,10 @@ fn build_args_override_defaults_and_unused_ones_warn() {
 
 #[test]
 fn platform_args_are_predefined_globally() {
-    let p = plan_ok(
-        "FROM --platform=$BUILDPLATFORM busybox AS b\nARG TARGETARCH\nARG BUILDOS\nENV A=$TARGETARCH B=$BUILDOS C=$TARGETOS\n",
-    );
+    let mut o = opts();
+    o.image_env.insert("busybox".into(), vec![]);
+    let text = "FROM --platform=$BUILDPLATFORM busybox AS b\nARG TARGETARCH\nARG BUILDOS\nENV A=$TARGETARCH B=$BUILDOS C=$TARGETOS\n";
+    let p = plan_with(text, &o).unwrap();
     assert_eq!(
         p.stages[0].platform.as_ref().unwrap().to_string(),
         "linux/amd64"
@@ -343,4 +345,80 @@ fn undefined_variables_warn_only_when_env_is_known() {
 fn bad_expansion_is_located() {
     let e = plan_err("FROM scratch\nENV A=${B:=x}\n");
     assert!(e.starts_with("Dockerfile:2:"), "{e}");
+}
+
+fn rules(p: &Plan) -> Vec<String> {
+    p.warnings.iter().filter_map(|w| w.rule.clone()).collect()
+}
+
+#[test]
+fn build_checks_report_named_rules() {
+    let p = plan_ok(
+        "FROM scratch as Build\nENV API_TOKEN abc\nWORKDIR app\nCMD run\nCMD [\"run\"]\nrun true\nFROM --platform=$TARGETPLATFORM scratch\nCOPY \\\n\n a /b\nMAINTAINER me\nLABEL x=$NOPE\nEXPOSE 80/TCP\n",
+    );
+    let r = rules(&p);
+    for rule in [
+        "StageNameCasing",
+        "FromAsCasing",
+        "LegacyKeyValueFormat",
+        "SecretsUsedInArgOrEnv",
+        "WorkdirRelativePath",
+        "JSONArgsRecommended",
+        "MultipleInstructionsDisallowed",
+        "ConsistentInstructionCasing",
+        "RedundantTargetPlatform",
+        "NoEmptyContinuation",
+        "MaintainerDeprecated",
+        "UndefinedVar",
+        "ExposeProtoCasing",
+    ] {
+        assert!(r.iter().any(|x| x == rule), "{rule} missing from {r:?}");
+    }
+    let p = plan_ok("ARG A\nFROM busybox:$A$B\n");
+    assert_eq!(rules(&p), vec!["UndefinedArgInFrom"]);
+    let p = plan_ok("FROM scratch AS a\nFROM scratch AS a\n");
+    assert_eq!(rules(&p), vec!["DuplicateStageName"]);
+}
+
+#[test]
+fn check_directive_skips_and_errors() {
+    let p = plan_ok("# check=skip=JSONArgsRecommended\nFROM scratch\nCMD run\n");
+    assert!(rules(&p).is_empty(), "{:?}", p.warnings);
+    let e = plan_err("# check=error=true\nFROM scratch\nCMD run\n");
+    assert!(
+        e.contains("Dockerfile:3:1: lint violations found for rules: JSONArgsRecommended"),
+        "{e}"
+    );
+    let p = plan_ok("# check=skip=all;error=true\nFROM scratch\nCMD run\n");
+    assert!(p.warnings.is_empty());
+    let e = plan_err("# check=error=maybe\nFROM scratch\n");
+    assert!(
+        e.starts_with("Dockerfile:1:1: invalid check directive"),
+        "{e}"
+    );
+    let mut o = opts();
+    o.build_args
+        .insert("BUILDKIT_DOCKERFILE_CHECK".into(), "error=true".into());
+    assert!(plan_with("# check=skip=all\nFROM scratch\nCMD run\n", &o).is_err());
+}
+
+#[test]
+fn unknown_image_env_keeps_variables_as_written() {
+    let p = plan_ok("FROM busybox\nENV PATH=$PATH:/opt/bin\nARG V=1\nLABEL v=$V\n");
+    assert_eq!(displays(&p, 0)[0], "ENV PATH=$PATH:/opt/bin");
+    assert_eq!(displays(&p, 0)[2], "LABEL v=1");
+}
+
+proptest::proptest! {
+    #[test]
+    fn planner_never_panics(
+        text in "((FROM|RUN|COPY|ADD|ENV|ARG|LABEL|ONBUILD|HEALTHCHECK|CMD|EXPOSE|WORKDIR|USER|VOLUME|SHELL| AS |scratch|busybox|--from=|--mount=|--chmod=|--platform=|type=|cache|target=|\\$[A-Z]|\\$\\{[A-Z]:?[-+?#%/]|<<EOF|EOF|[ \"'\n=,:{}\\[\\]a-z0-9/.-])){0,60}"
+    ) {
+        if let Ok(df) = parse(text.as_bytes(), "Dockerfile") {
+            let mut o = opts();
+            o.target = Some("a".into());
+            let _ = plan(&df, &opts());
+            let _ = plan(&df, &o);
+        }
+    }
 }
