@@ -22,9 +22,10 @@ demo: build
 	  $(KILN) build --dry-run --context "$$dir" --dockerfile "$${dir}Dockerfile"; \
 	  echo; \
 	done
-	@echo "== the same plan as JSON, for --target test of examples/multi-target"
+	@echo "== the plan as JSON, for --target test of examples/multi-target (target/plan.json)"
 	$(KILN) build --dry-run --format json --context examples/multi-target \
-	  --dockerfile examples/multi-target/Dockerfile --target test | head -n 40
+	  --dockerfile examples/multi-target/Dockerfile --target test > target/plan.json
+	@head -n 25 target/plan.json
 
 lint: setup
 	$(CARGO) fmt --all -- --check

@@ -27,6 +27,8 @@ pub(crate) fn main() -> ExitCode {
             init_logging(build.verbosity, build.log_format, build.log_timestamp);
             match run_build(&build) {
                 Ok(()) => Exit::Success.into(),
+                // A closed pipe (`kiln … | head`) is the reader's choice.
+                Err(failure) if failure.broken_pipe => Exit::Success.into(),
                 Err(failure) => {
                     let _ = writeln!(std::io::stderr(), "{}", failure.message);
                     failure.exit.into()
@@ -40,6 +42,7 @@ pub(crate) fn main() -> ExitCode {
 struct Failure {
     exit: Exit,
     message: String,
+    broken_pipe: bool,
 }
 
 impl Failure {
@@ -47,13 +50,27 @@ impl Failure {
         Self {
             exit,
             message: message.into(),
+            broken_pipe: false,
         }
     }
 }
 
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
-        Failure::new(Exit::Failure, format!("error: {e:#}"))
+        let broken_pipe = e.chain().any(|c| {
+            let kind = c
+                .downcast_ref::<std::io::Error>()
+                .map(std::io::Error::kind)
+                .or_else(|| {
+                    c.downcast_ref::<serde_json::Error>()
+                        .and_then(|j| j.io_error_kind())
+                });
+            kind == Some(std::io::ErrorKind::BrokenPipe)
+        });
+        Failure {
+            broken_pipe,
+            ..Failure::new(Exit::Failure, format!("error: {e:#}"))
+        }
     }
 }
 
