@@ -8,10 +8,12 @@
 //! | module | owns | may use |
 //! |---|---|---|
 //! | [`dockerfile`] | lexer, parser, shell-word expansion, `.dockerignore`; pure, no I/O | nothing else in kiln |
-//! | [`plan`] | typed instructions, ARG scoping, stages, `--target` pruning, build-arg checks; pure | `dockerfile` |
+//! | [`plan`] | typed instructions, ARG scoping, stages, `--target` pruning, build-arg checks, build checks; pure | `dockerfile`, `image` |
+//! | [`image`] | digests, platforms, media types, OCI configs and manifests; pure | nothing else in kiln |
+//! | [`build`] | the executor: reads inputs, drives the modules above | all of the above |
 //!
 //! Modules still to come, in the order the design's data flow uses them:
-//! `registry` (pull/push, auth), `image` (OCI types and digests), `rootfs`
+//! `registry` (pull/push, auth), `rootfs`
 //! (the capability root), `sandbox` (RUN), `snapshot` (layer diffs), `cache`,
 //! `policy` (the wasmtime host), `output` and `build` (the executor).
 //!
@@ -34,4 +36,5 @@
 
 pub mod build;
 pub mod dockerfile;
+pub mod image;
 pub mod plan;

@@ -14,16 +14,21 @@ mod duration;
 mod expose;
 mod go;
 mod mount;
-mod platform;
 mod run;
 mod signal;
 
+pub use crate::image::Platform;
 pub use chmod::{Chmod, SymbolicMode, parse_chmod};
 pub use chown::{Chown, IdOrName, parse_chown};
 pub use duration::{HealthcheckFlags, HealthcheckOptions, format_go_duration, parse_go_duration};
 pub use expose::{Expose, ExposeWarning, parse_expose};
 pub use mount::{CacheSharing, Mount, MountType, parse_mount};
-pub use platform::{Platform, parse_platform};
+
+/// Parses a platform (`linux/arm64`, `linux/arm/v7`, …) with containerd's
+/// normalisation; see [`crate::image::parse_platform`].
+pub fn parse_platform(s: &str) -> Result<Platform, ValueError> {
+    crate::image::parse_platform(s).map_err(|e| ValueError::new(e.to_string()))
+}
 pub use run::{Network, Security, parse_network, parse_security};
 pub use signal::parse_signal;
 

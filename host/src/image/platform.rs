@@ -4,7 +4,18 @@
 
 use std::fmt;
 
-use super::ValueError;
+/// A platform string that is not `os[/arch[/variant]]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PlatformError {
+    message: String,
+}
+
+impl PlatformError {
+    fn new(message: String) -> Self {
+        Self { message }
+    }
+}
 
 /// An OCI platform: `os/architecture[/variant]`, normalised.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -107,8 +118,9 @@ impl fmt::Display for Platform {
 ///   they are unknown, after an OS they stay as written;
 /// * an OS version or feature list in parentheses (`windows(10.0.17763)`)
 ///   is rejected: kiln does not support them.
-pub fn parse_platform(s: &str) -> Result<Platform, ValueError> {
-    let invalid = |detail: String| ValueError::new(format!("invalid platform \"{s}\": {detail}"));
+pub fn parse_platform(s: &str) -> Result<Platform, PlatformError> {
+    let invalid =
+        |detail: String| PlatformError::new(format!("invalid platform \"{s}\": {detail}"));
     if s.contains('*') {
         return Err(invalid("wildcards are not supported".to_owned()));
     }
