@@ -10,6 +10,7 @@
 //! | [`dockerfile`] | lexer, parser, shell-word expansion, `.dockerignore`; pure, no I/O | nothing else in kiln |
 //! | [`plan`] | typed instructions, ARG scoping, stages, `--target` pruning, build-arg checks, build checks; pure | `dockerfile`, `image` |
 //! | [`image`] | digests, platforms, media types, OCI configs and manifests; pure | nothing else in kiln |
+//! | [`store`] | the local content-addressed blob store (verify, then rename into place) | `image` |
 //! | [`build`] | the executor: reads inputs, drives the modules above | all of the above |
 //!
 //! Modules still to come, in the order the design's data flow uses them:
@@ -38,3 +39,4 @@ pub mod build;
 pub mod dockerfile;
 pub mod image;
 pub mod plan;
+pub mod store;
