@@ -1,9 +1,27 @@
-//! End-to-end test support for kiln: the built binary, the examples and
-//! scratch directories.
+//! End-to-end test support for kiln: the built binary, the examples,
+//! scratch directories, and real services and tools to judge kiln with.
 //!
 //! Tests run the real `kiln` binary. It is found at `$KILN_BIN`, else in the
 //! workspace's target directory (built by `cargo test --workspace`, which
 //! compiles every binary before running any test), else it is built once.
+//!
+//! The harness around it uses only independent tools (installed by
+//! `scripts/setup.sh`), never kiln's own code:
+//!
+//! - [`registry`]: [`Registry`] runs Debian's `docker-registry` (CNCF
+//!   distribution v2.8) on `127.0.0.1:<free port>`, plain HTTP or HTTPS with
+//!   basic auth; killed on drop and when the test process dies.
+//! - [`tools`]: [`tools::require`] (skip a test cleanly when a tool is
+//!   missing, or fail when `$KILN_REQUIRE_TOOLS` is set, as in CI), command
+//!   runners, and wrappers over `skopeo` and `umoci`.
+//!
+//! Tests run in parallel threads; every registry picks its own port and
+//! temp dir, so tests may start as many as they need.
+
+pub mod registry;
+pub mod tools;
+
+pub use registry::Registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
