@@ -9,9 +9,9 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # Debian packages. The end-to-end harness (tests/) runs a real registry
 # (docker-registry), pushes and inspects images with skopeo and umoci,
 # builds base rootfs trees from busybox-static and debootstrap, makes TLS
-# certificates with openssl and htpasswd files with apache2-utils, probes the
-# registry with curl; buildah is
-# for differential tests against another builder.
+# certificates with openssl and htpasswd files with apache2-utils, and probes
+# the registry with curl; buildah is for differential tests against another
+# builder.
 APT_PACKAGES=(ca-certificates git make gcc pkg-config
   docker-registry skopeo umoci busybox-static debootstrap openssl apache2-utils buildah curl)
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::tools::{mkdir, run, write};
+use crate::tools::{Access, mkdir, run, write};
 
 /// How long a registry may take to listen and answer `GET /v2/`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -142,6 +142,17 @@ impl Registry {
         format!("{scheme}://{}", self.host())
     }
 
+    /// How skopeo reaches this registry: TLS verification with
+    /// [`Registry::cert_dir`] and the credentials for a TLS registry, no
+    /// verification (plain HTTP) and anonymous otherwise.
+    pub fn access(&self) -> Access {
+        Access {
+            tls_verify: self.is_tls(),
+            cert_dir: self.cert_dir().map(Path::to_path_buf),
+            creds: self.credentials.clone(),
+        }
+    }
+
     /// PEM file of the CA that signed the server certificate (TLS only).
     pub fn ca_cert_path(&self) -> Option<&Path> {
         self.tls.as_ref().map(|t| t.ca_cert.as_path())
@@ -193,11 +204,24 @@ impl Registry {
     /// Sends `method` (e.g. `DELETE`, `HEAD`) to `<base_url><path>` like
     /// [`Registry::get`].
     pub fn request(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
-        self.try_request(method, path)
+        self.request_with(method, path, &[])
+    }
+
+    /// Like [`Registry::request`] with extra request headers such as
+    /// `"Accept: application/vnd.oci.image.index.v1+json"` (the registry
+    /// answers 404 for an index whose media type the client does not
+    /// accept).
+    pub fn request_with(&self, method: &str, path: &str, headers: &[&str]) -> (u16, Vec<u8>) {
+        self.try_request(method, path, headers)
             .unwrap_or_else(|e| panic!("{method} {path} on {}: {e}", self.host()))
     }
 
-    fn try_request(&self, method: &str, path: &str) -> Result<(u16, Vec<u8>), String> {
+    fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[&str],
+    ) -> Result<(u16, Vec<u8>), String> {
         let body = self.dir.path().join(format!("curl-body-{}", unique()));
         let mut curl = Command::new("curl");
         curl.args(["-sS", "--max-time", "10", "-X", method, "-o"])
@@ -205,6 +229,9 @@ impl Registry {
             .args(["-w", "%{http_code}"]);
         if method == "HEAD" {
             curl.arg("-I");
+        }
+        for header in headers {
+            curl.arg("-H").arg(header);
         }
         if let Some(ca) = self.ca_cert_path() {
             curl.arg("--cacert").arg(ca);
@@ -228,7 +255,7 @@ impl Registry {
     fn wait_until_ready(&self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let answer = self.try_request("GET", "/v2/");
+            let answer = self.try_request("GET", "/v2/", &[]);
             if let Ok((200, _)) = answer {
                 return;
             }
