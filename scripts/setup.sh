@@ -27,6 +27,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Debian's docker-registry package enables a system-wide registry on :5000
+# (all interfaces) where systemd runs; the tests start their own on
+# 127.0.0.1 only, so keep the system one off.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled docker-registry >/dev/null 2>&1; then
+  log "disabling the system-wide docker-registry service"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
+
 # Rust toolchain pieces: rustfmt and clippy for the checks, the WASI targets
 # the policy modules are built for.
 if ! command -v rustup >/dev/null 2>&1; then

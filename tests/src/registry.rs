@@ -473,3 +473,25 @@ fn make_htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
     write(&path, out.stdout);
     path
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_port_is_reported_for_a_retry() {
+        if !crate::tools::require(&["docker-registry"]) {
+            return;
+        }
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            dir: dir.path(),
+            port: taken.local_addr().unwrap().port(),
+            tls: false,
+            htpasswd: None,
+        };
+        let log = launch(&settings).err().expect("the port is taken");
+        assert!(log.contains("address already in use"), "{log}");
+    }
+}

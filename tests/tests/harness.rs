@@ -62,6 +62,12 @@ fn plain_registry_has_deletes_enabled_and_listens_on_loopback_only() {
         log.contains(&format!("listening on 127.0.0.1:{}", reg.port())),
         "{log}"
     );
+    let listeners = listening_addresses(reg.port());
+    assert_eq!(
+        listeners,
+        ["0100007F"],
+        "only 127.0.0.1 listens on the port"
+    );
     let digest = push_busybox(&reg, "del:1");
     let (status, body) = reg.request("DELETE", &format!("/v2/del/manifests/{digest}"));
     assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
@@ -272,4 +278,22 @@ fn missing_tools_skip_or_fail_as_kiln_require_tools_says() {
         }
         Err(_) => assert!(strict, "panicked without ${}", tools::REQUIRE_TOOLS_ENV),
     }
+}
+
+/// Hex local addresses (as in /proc/net/tcp{,6}) of sockets listening on
+/// `port`.
+fn listening_addresses(port: u16) -> Vec<String> {
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (addr, local_port) = fields[1].split_once(':').unwrap();
+            let listening = fields[3] == "0A";
+            if listening && u16::from_str_radix(local_port, 16).unwrap() == port {
+                found.push(addr.to_owned());
+            }
+        }
+    }
+    found
 }
