@@ -247,6 +247,18 @@ pub struct HelperOrigin {
     config: PathBuf,
 }
 
+impl HelperOrigin {
+    /// The helper binary, `docker-credential-<name>`.
+    pub fn binary(&self) -> &str {
+        &self.binary
+    }
+
+    /// The config file that named the helper.
+    pub fn config_file(&self) -> &Path {
+        &self.config
+    }
+}
+
 impl fmt::Display for HelperOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
