@@ -4,7 +4,7 @@
 //!
 //! # Which config file
 //!
-//! Kaniko's executor (v1.24, the last release) resolves credentials with
+//! Kaniko's executor (its final source, mid-2025) resolves credentials with
 //! go-containerregistry's `authn.DefaultKeychain` (v0.20.4), which reads
 //! **one** config file through the docker CLI's `config.Load`; files are
 //! never merged. Its image sets `DOCKER_CONFIG=/kaniko/.docker/`. The rule,
@@ -39,7 +39,8 @@
 //! entry. A configured helper wins even over an `auths` entry for the same
 //! registry; if the helper has nothing stored ("credentials not found in
 //! native keychain") the access is anonymous, not an error, and the `auths`
-//! entry is not used. An empty `credHelpers` value opts that registry out of
+//! entry is not used (the docker CLI would still carry over a `registrytoken`
+//! from it; kiln does not). An empty `credHelpers` value opts that registry out of
 //! `credsStore`.
 //!
 //! Docker Hub (`docker.io`, `index.docker.io`, `registry-1.docker.io`) is
