@@ -39,4 +39,5 @@ pub mod build;
 pub mod dockerfile;
 pub mod image;
 pub mod plan;
+pub mod registry;
 pub mod store;
