@@ -578,12 +578,14 @@ mod tests {
 
     #[test]
     fn healthcheck_none_and_volumes() {
-        let mut c = ContainerConfig::default();
-        c.healthcheck = Some(Healthcheck {
-            test: vec!["NONE".into()],
-            ..Healthcheck::default()
-        });
-        c.volumes.insert("/data".into());
+        let c = ContainerConfig {
+            healthcheck: Some(Healthcheck {
+                test: vec!["NONE".into()],
+                ..Healthcheck::default()
+            }),
+            volumes: ["/data".to_owned()].into(),
+            ..ContainerConfig::default()
+        };
         assert_eq!(
             serde_json::to_string(&c).unwrap(),
             r#"{"Volumes":{"/data":{}},"Healthcheck":{"Test":["NONE"]}}"#

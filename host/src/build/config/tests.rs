@@ -338,7 +338,7 @@ fn healthcheck_forms() {
         &mut b,
         &[Instruction::Healthcheck(Healthcheck::Cmd {
             command: shell("curl -f http://localhost/ || exit 1"),
-            options: options.clone(),
+            options,
         })],
     );
     assert_eq!(
