@@ -3,6 +3,10 @@
 //! `.dockerignore` that applies to it.
 //!
 //! May use every other module; nothing uses it but the binary.
+//!
+//! [`config`] builds the image config of a stage the way BuildKit does.
+
+pub mod config;
 
 use crate::dockerfile::ignore::{IgnoreError, IgnoreMatcher, dockerfile_specific_ignore_name};
 use std::path::{Path, PathBuf};

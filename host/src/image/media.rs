@@ -21,6 +21,8 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Docker image config.
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Docker layer, uncompressed tar.
+pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 /// Docker layer, gzip.
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 /// Docker foreign layer, gzip.
@@ -42,9 +44,9 @@ pub enum Compression {
 /// type kiln knows.
 pub fn layer_compression(media_type: &str) -> Option<Compression> {
     match media_type {
-        OCI_LAYER_TAR | "application/vnd.oci.image.layer.nondistributable.v1.tar" => {
-            Some(Compression::None)
-        }
+        OCI_LAYER_TAR
+        | DOCKER_LAYER_TAR
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar" => Some(Compression::None),
         OCI_LAYER_GZIP | OCI_LAYER_NONDIST_GZIP | DOCKER_LAYER_GZIP | DOCKER_FOREIGN_LAYER_GZIP => {
             Some(Compression::Gzip)
         }
