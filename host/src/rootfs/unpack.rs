@@ -569,11 +569,7 @@ impl Unpacker<'_> {
             }) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let rel = if parent.components.is_empty() {
-            PathBuf::new()
-        } else {
-            parent.rel()
-        };
+        let rel = parent.rel();
         self.empty_lower(&parent.dir, &rel)
             .map_err(|source| RootfsError::Entry {
                 entry: name.to_owned(),

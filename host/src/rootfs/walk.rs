@@ -117,9 +117,9 @@ pub(crate) struct Resolved {
 }
 
 impl Resolved {
-    /// The relative path (`.` for the root).
+    /// The relative path (empty for the root).
     pub(crate) fn rel(&self) -> PathBuf {
-        rel_path(&self.components)
+        self.components.iter().collect()
     }
 }
 
@@ -195,7 +195,8 @@ fn is_not_plain_dir(e: &io::Error) -> bool {
 fn read_link(dir: &Dir, name: Name<'_>) -> io::Result<Option<Vec<u8>>> {
     match rustix::fs::readlinkat(dir, name.as_os_str(), Vec::new()) {
         Ok(t) => Ok(Some(t.into_bytes())),
-        Err(Errno::INVAL) => Ok(None),
+        // Not a symlink, or nothing there at all.
+        Err(Errno::INVAL | Errno::NOENT) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
