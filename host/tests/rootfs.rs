@@ -983,6 +983,9 @@ fn resolve_follows_symlinks_inside_the_root() {
     assert_eq!(r("/abs/sh"), Path::new("usr/bin/sh"));
     assert_eq!(r("/abs"), Path::new("usr/bin"));
     assert_eq!(r("/missing/../usr"), Path::new("usr"));
+    // `..` after a symlink climbs from where the link led, as the kernel does.
+    assert_eq!(r("/var/run/../usr/bin/../bin/sh"), Path::new("usr/bin/sh"));
+    assert_eq!(r("/usr/bin/../../.."), Path::new("."));
     assert_eq!(r("usr/./bin/../bin/sh"), Path::new("usr/bin/sh"));
     let err = f.root.resolve("/usr/bin/sh/x").unwrap_err();
     assert!(matches!(

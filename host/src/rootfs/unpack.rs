@@ -813,3 +813,37 @@ fn current_ids() -> (u32, u32) {
         rustix::process::getegid().as_raw(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(s: &str) -> Result<Vec<String>, String> {
+        normalize(s.as_bytes()).map(|v| v.into_iter().map(|c| c.into_string().unwrap()).collect())
+    }
+
+    #[test]
+    fn entry_names_are_normalized_or_refused() {
+        assert_eq!(norm("/etc//passwd").unwrap(), ["etc", "passwd"]);
+        assert_eq!(norm("./a/./b/").unwrap(), ["a", "b"]);
+        assert_eq!(norm("a/../b").unwrap(), ["b"]);
+        assert!(norm("./").unwrap().is_empty());
+        assert!(norm("../x").unwrap_err().contains("climbs above"));
+        assert!(norm("a/../../x").is_err());
+        assert!(norm("/..").is_err());
+        assert!(normalize(b"a\0b").unwrap_err().contains("NUL"));
+    }
+
+    #[test]
+    fn pax_times() {
+        let t = |s| parse_pax_time(s).map(|t| (t.tv_sec, t.tv_nsec));
+        assert_eq!(t("1400000000"), Some((1_400_000_000, 0)));
+        assert_eq!(t("1400000000.5"), Some((1_400_000_000, 500_000_000)));
+        assert_eq!(t("1.1234567891"), Some((1, 123_456_789)));
+        assert_eq!(t("-1.5"), Some((-2, 500_000_000)));
+        assert_eq!(t("-3"), Some((-3, 0)));
+        assert_eq!(t(""), None);
+        assert_eq!(t("1.x"), None);
+        assert_eq!(t("abc"), None);
+    }
+}

@@ -226,11 +226,16 @@ pub(crate) fn walk_dir(
         .rev()
         .map(|c| OsString::from_vec(c.to_vec()))
         .collect();
-    let mut stack: Vec<(OsString, Dir)> = Vec::new();
+    // The real path walked so far and a handle on its directory (`None` for
+    // the root). Only the deepest handle is kept, so a deep path costs one
+    // descriptor; `..` reopens its parent from the root, plain directory by
+    // plain directory, which never leaves the root.
+    let mut names: Vec<OsString> = Vec::new();
+    let mut cur: Option<Dir> = None;
     let mut tail: Vec<OsString> = Vec::new();
     let mut links = 0u32;
-    let here = |stack: &[(OsString, Dir)], extra: Option<&OsStr>| {
-        let mut comps: Vec<OsString> = stack.iter().map(|(n, _)| n.clone()).collect();
+    let here = |names: &[OsString], extra: Option<&OsStr>| {
+        let mut comps: Vec<OsString> = names.to_vec();
         comps.extend(extra.map(OsStr::to_os_string));
         image_path(&comps)
     };
@@ -241,8 +246,20 @@ pub(crate) fn walk_dir(
             continue;
         }
         if bytes == b".." {
-            if tail.pop().is_none() {
-                stack.pop();
+            if tail.pop().is_none() && names.pop().is_some() {
+                cur = if names.is_empty() {
+                    None
+                } else {
+                    let parent = rel_path(&names);
+                    let reopened =
+                        open_plain_dir(root, &parent).map_err(|source| ResolveError::Io {
+                            at: image_path(&names),
+                            source,
+                        })?;
+                    Some(reopened.ok_or_else(|| ResolveError::NotFound {
+                        at: image_path(&names),
+                    })?)
+                };
             }
             continue;
         }
@@ -252,14 +269,15 @@ pub(crate) fn walk_dir(
         }
         let Some(name) = Name::new(&comp) else {
             return Err(ResolveError::Io {
-                at: here(&stack, Some(&comp)),
+                at: here(&names, Some(&comp)),
                 source: io::Error::from(io::ErrorKind::InvalidInput),
             });
         };
-        let cur = stack.last().map_or(root, |(_, d)| d);
-        match open_dir_nofollow(cur, name) {
+        let here_dir = cur.as_ref().unwrap_or(root);
+        match open_dir_nofollow(here_dir, name) {
             Ok(d) => {
-                stack.push((comp, d));
+                names.push(comp);
+                cur = Some(d);
                 continue;
             }
             Err(e) => match Errno::from_io_error(&e) {
@@ -268,62 +286,65 @@ pub(crate) fn walk_dir(
                     match missing {
                         Missing::Fail => {
                             return Err(ResolveError::NotFound {
-                                at: here(&stack, Some(&comp)),
+                                at: here(&names, Some(&comp)),
                             });
                         }
                         Missing::Lexical => {
                             tail.push(comp);
                         }
                         Missing::Create(on_create) => {
-                            let at = here(&stack, Some(&comp));
+                            let at = here(&names, Some(&comp));
                             let io_err = |source| ResolveError::Io {
                                 at: at.clone(),
                                 source,
                             };
-                            match rustix::fs::mkdirat(cur, name.as_os_str(), Mode::from(0o755)) {
+                            match rustix::fs::mkdirat(here_dir, name.as_os_str(), Mode::from(0o755))
+                            {
                                 Ok(()) | Err(Errno::EXIST) => {}
                                 Err(e) => return Err(io_err(e.into())),
                             }
-                            let d = open_dir_nofollow(cur, name).map_err(io_err)?;
+                            let d = open_dir_nofollow(here_dir, name).map_err(io_err)?;
                             on_create(&d, &at).map_err(io_err)?;
-                            stack.push((comp, d));
+                            names.push(comp);
+                            cur = Some(d);
                         }
                     }
                     continue;
                 }
                 _ => {
                     return Err(ResolveError::Io {
-                        at: here(&stack, Some(&comp)),
+                        at: here(&names, Some(&comp)),
                         source: e,
                     });
                 }
             },
         }
         // Not a directory: a symlink to follow, or a non-directory.
-        let target = read_link(cur, name).map_err(|source| ResolveError::Io {
-            at: here(&stack, Some(&comp)),
+        let target = read_link(here_dir, name).map_err(|source| ResolveError::Io {
+            at: here(&names, Some(&comp)),
             source,
         })?;
         let Some(target) = target else {
             return Err(ResolveError::NotADirectory {
-                at: here(&stack, Some(&comp)),
+                at: here(&names, Some(&comp)),
             });
         };
         links += 1;
         if links > MAX_SYMLINKS {
             return Err(ResolveError::Loop {
-                at: here(&stack, Some(&comp)),
+                at: here(&names, Some(&comp)),
             });
         }
         if target.first() == Some(&b'/') {
-            stack.clear();
+            names.clear();
+            cur = None;
         }
         pending.extend(split(&target).rev().map(|c| OsString::from_vec(c.to_vec())));
     }
 
-    let components: Vec<OsString> = stack.iter().map(|(n, _)| n.clone()).collect();
-    let dir = match stack.pop() {
-        Some((_, d)) => d,
+    let components = names;
+    let dir = match cur {
+        Some(d) => d,
         None => root.try_clone().map_err(|source| ResolveError::Io {
             at: "/".into(),
             source,
@@ -414,5 +435,28 @@ pub(crate) fn resolve_path(root: &Dir, path: &[u8]) -> Result<Vec<OsString>, Res
         dir = r.dir;
         base = c;
         name_buf = tlast;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_single_plain_components() {
+        for ok in ["a", ".a", "..a", "a..", ".wh.x"] {
+            assert!(Name::new(OsStr::new(ok)).is_some(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "/", "a\0"] {
+            assert!(Name::new(OsStr::new(bad)).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn split_skips_empty_and_dot() {
+        let v: Vec<&[u8]> = split(b"//a/./b//..//").collect();
+        assert_eq!(v, [&b"a"[..], b"b", b".."]);
+        assert_eq!(image_path(&[]), "/");
+        assert_eq!(image_path(&["a".into(), "b".into()]), "/a/b");
     }
 }
