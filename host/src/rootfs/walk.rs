@@ -49,7 +49,7 @@ impl AsRef<std::path::Path> for Name<'_> {
 /// Why a resolution inside the root failed.
 #[derive(Debug)]
 pub enum ResolveError {
-    /// More than [`MAX_SYMLINKS`] symlinks were followed.
+    /// More than 40 symlinks were followed (Linux's `MAXSYMLINKS`).
     Loop {
         /// The image path at which the limit was hit.
         at: String,
