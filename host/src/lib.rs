@@ -11,12 +11,13 @@
 //! | [`plan`] | typed instructions, ARG scoping, stages, `--target` pruning, build-arg checks, build checks; pure | `dockerfile`, `image` |
 //! | [`image`] | digests, platforms, media types, OCI configs and manifests; pure | nothing else in kiln |
 //! | [`store`] | the local content-addressed blob store (verify, then rename into place) | `image` |
+//! | [`registry`] | references, auth (config.json, credential helpers), pull and push | `image`, `store` |
+//! | [`rootfs`] | the build root as a `cap_std::fs::Dir`: streaming layer unpack (whiteouts, links, modes, owners), chroot-style path resolution, WORKDIR, user lookup | `image` |
 //! | [`build`] | the executor: reads inputs, drives the modules above | all of the above |
 //!
 //! Modules still to come, in the order the design's data flow uses them:
-//! `registry` (pull/push, auth), `rootfs`
-//! (the capability root), `sandbox` (RUN), `snapshot` (layer diffs), `cache`,
-//! `policy` (the wasmtime host), `output` and `build` (the executor).
+//! `sandbox` (RUN), `snapshot` (layer diffs), `cache`, `policy` (the
+//! wasmtime host) and `output`.
 //!
 //! The binary's `cli` module (in `src/cli/`, not part of this library) turns
 //! flags into the options these modules take and is the only place that uses
@@ -40,4 +41,5 @@ pub mod dockerfile;
 pub mod image;
 pub mod plan;
 pub mod registry;
+pub mod rootfs;
 pub mod store;

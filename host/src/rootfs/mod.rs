@@ -1,0 +1,377 @@
+//! The build root: a `cap_std::fs::Dir` that every layer unpack, COPY/ADD,
+//! ownership change and user lookup goes through.
+//!
+//! May use: `image` (media types). Never: paths outside its `Dir`, the
+//! network, tokio. The code is synchronous; async callers use
+//! `spawn_blocking`.
+//!
+//! # Containment
+//!
+//! Paths inside the image are resolved by [`Root::resolve`] with chroot
+//! semantics: symlinks, absolute or relative, are followed *inside* the root
+//! and `..` never climbs above it. The walk opens one component at a time
+//! with `O_NOFOLLOW` from a directory handle (module `walk`), so the kernel
+//! never follows an image symlink on kiln's behalf; the final component of
+//! every create/remove/link is a single name relative to a handle.
+//!
+//! # Layers
+//!
+//! [`Root::apply_layer`] applies one layer tar (plain, gzip or zstd) as the
+//! OCI image spec's "Applying Changesets" says, streaming, with whiteouts
+//! and opaque directories handled the way containerd does. What a hostile
+//! layer gets:
+//!
+//! | entry | outcome |
+//! |---|---|
+//! | absolute name `/etc/x` | leading `/` stripped, lands at `etc/x` (as every runtime does) |
+//! | `a/../b` | cleaned lexically to `b` |
+//! | `../x`, `a/../../x` (climbs above the root) | refused: [`RootfsError::UnsafeEntry`] |
+//! | `evil -> /` then `evil/etc/passwd` | the symlink is followed inside the root: lands at `etc/passwd` |
+//! | hard link to `/etc/shadow` | names the root's own `etc/shadow`; error if it does not exist there |
+//! | hard link to `../../outside` | refused: [`RootfsError::UnsafeEntry`] |
+//! | hard link to a directory | refused: [`RootfsError::Hardlink`] |
+//! | `.wh...` / `.wh..` | refused: [`RootfsError::UnsafeEntry`] |
+//! | symlink loop in a parent | [`RootfsError::Resolve`] caused by [`ResolveError::Loop`] |
+//! | `.wh.`-prefixed parent directory (aufs metadata) | skipped, one report line |
+//! | NUL in a name | refused |
+//! | component longer than the filesystem allows | the kernel's `ENAMETOOLONG`, naming the entry |
+
+mod unpack;
+mod users;
+mod walk;
+
+pub use unpack::LayerReport;
+pub use users::{lookup_group, lookup_user};
+pub use walk::ResolveError;
+
+use crate::image::media::Compression;
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use std::ffi::OsStr;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use walk::{Missing, Name};
+
+/// Errors of the build root.
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    /// The root directory could not be created or opened.
+    #[error("cannot open the build root at {}", path.display())]
+    Open {
+        /// The root on the host.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// [`Root::create`] was given a directory that is not empty.
+    #[error("cannot create the build root at {}: the directory is not empty", path.display())]
+    NotEmpty {
+        /// The root on the host.
+        path: PathBuf,
+    },
+    /// The layer stream could not be read (decompression or tar framing).
+    #[error("cannot read the layer tar{}", after.as_ref().map(|a| format!(" after entry {a}")).unwrap_or_default())]
+    ReadLayer {
+        /// The last entry read completely, if any.
+        after: Option<String>,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A layer entry that could reach outside the root or is malformed.
+    #[error("layer entry {entry} is refused: {reason}")]
+    UnsafeEntry {
+        /// The entry's name as in the tar.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A hard link entry whose target cannot be linked.
+    #[error("layer entry {entry} is a hard link to {target}, which {reason}")]
+    Hardlink {
+        /// The entry's name as in the tar.
+        entry: String,
+        /// The link target as in the tar.
+        target: String,
+        /// What is wrong with the target.
+        reason: String,
+    },
+    /// Applying a layer entry failed.
+    #[error("cannot {action} layer entry {entry}")]
+    Entry {
+        /// The entry's name as in the tar.
+        entry: String,
+        /// What was being done.
+        action: &'static str,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A path could not be resolved inside the root.
+    #[error("cannot resolve {path} inside the root")]
+    Resolve {
+        /// The path being resolved (image path or layer entry).
+        path: String,
+        /// Why.
+        #[source]
+        source: ResolveError,
+    },
+    /// A filesystem operation on a resolved path failed.
+    #[error("cannot {action} {path} inside the root")]
+    Io {
+        /// The image path.
+        path: String,
+        /// What was being done.
+        action: &'static str,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A user name that is not in the root's `/etc/passwd`.
+    #[error("unable to find user {user}: no matching entry in {file} of the build root")]
+    UnknownUser {
+        /// The name asked for.
+        user: String,
+        /// The file looked in.
+        file: &'static str,
+    },
+    /// A group name that is not in the root's `/etc/group`.
+    #[error("unable to find group {group}: no matching entry in {file} of the build root")]
+    UnknownGroup {
+        /// The name asked for.
+        group: String,
+        /// The file looked in.
+        file: &'static str,
+    },
+    /// A user spec that cannot be parsed.
+    #[error("invalid user spec {spec:?}: {reason}")]
+    InvalidUser {
+        /// The spec as given.
+        spec: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// How a [`Root`] applies what needs privileges.
+#[derive(Debug, Clone, Default)]
+pub struct RootOptions {
+    /// Behave as an unprivileged user even when running as root: do not
+    /// attempt `chown`, device nodes or `security.capability`, and report
+    /// them as skipped. When `false` (the default) kiln tries and falls back
+    /// the same way when the kernel refuses (`EPERM`).
+    pub unprivileged: bool,
+}
+
+/// The build root.
+#[derive(Debug)]
+pub struct Root {
+    dir: Dir,
+    path: PathBuf,
+    options: RootOptions,
+}
+
+impl Root {
+    /// Creates the root at `path`, which must not exist or be an empty
+    /// directory; missing parents are created.
+    ///
+    /// # Ambient Authority
+    ///
+    /// Creates and opens `path` on the host filesystem; everything after goes
+    /// through the opened directory.
+    pub fn create(path: &Path) -> Result<Self, RootfsError> {
+        let open_err = |source| RootfsError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        Dir::create_ambient_dir_all(path, ambient_authority()).map_err(open_err)?;
+        let root = Self::open(path)?;
+        if root.dir.entries().map_err(open_err)?.next().is_some() {
+            return Err(RootfsError::NotEmpty {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(root)
+    }
+
+    /// Opens an existing root at `path`.
+    ///
+    /// # Ambient Authority
+    ///
+    /// Opens `path` on the host filesystem; everything after goes through the
+    /// opened directory.
+    pub fn open(path: &Path) -> Result<Self, RootfsError> {
+        let dir = Dir::open_ambient_dir(path, ambient_authority()).map_err(|source| {
+            RootfsError::Open {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        Ok(Self {
+            dir,
+            path: path.to_path_buf(),
+            options: RootOptions::default(),
+        })
+    }
+
+    /// Replaces the options (see [`RootOptions`]).
+    pub fn with_options(mut self, options: RootOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The options in effect.
+    pub fn options(&self) -> &RootOptions {
+        &self.options
+    }
+
+    /// The root directory handle.
+    pub fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
+    /// Where the root is on the host, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Applies one layer blob, compressed per `compression`, on top of what
+    /// is in the root. Streams: the layer is never held whole in memory.
+    pub fn apply_layer(
+        &self,
+        blob: impl Read,
+        compression: Compression,
+    ) -> Result<LayerReport, RootfsError> {
+        unpack::apply(self, blob, compression)
+    }
+
+    /// Resolves `path` (absolute, as inside the image; a relative path is
+    /// taken from `/`) with chroot semantics: symlinks, absolute or relative,
+    /// are followed inside the root, `..` never climbs above it, and at most
+    /// 40 symlinks are followed per step. Components that do not exist are
+    /// kept as written. Returns the relative path of the real location (`.`
+    /// for the root).
+    pub fn resolve(&self, path: &str) -> Result<PathBuf, RootfsError> {
+        let comps = walk::resolve_path(&self.dir, path.as_bytes()).map_err(|source| {
+            RootfsError::Resolve {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+        Ok(walk::rel_path(&comps))
+    }
+
+    /// WORKDIR: creates `path` and its missing parents (mode 0755, owned by
+    /// `owner` or 0:0), resolving symlinks inside the root (so `/var/run/x`
+    /// with `/var/run -> /run` creates `/run/x`). Returns the directories it
+    /// created as image paths (`/a`, `/a/b`), empty when all existed.
+    pub fn mkdir_all(
+        &self,
+        path: &str,
+        owner: Option<(u32, u32)>,
+    ) -> Result<Vec<String>, RootfsError> {
+        let (uid, gid) = owner.unwrap_or((0, 0));
+        let mut created = Vec::new();
+        let mut chown_ok = !self.options.unprivileged;
+        let mut on_create = |d: &Dir, at: &str| -> io::Result<()> {
+            if chown_ok {
+                match rustix::fs::fchown(
+                    d,
+                    Some(rustix::fs::Uid::from_raw(uid)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                ) {
+                    Ok(()) => {}
+                    Err(rustix::io::Errno::PERM | rustix::io::Errno::INVAL) => {
+                        tracing::warn!(
+                            path = at,
+                            uid,
+                            gid,
+                            "cannot chown a new directory: not permitted"
+                        );
+                        chown_ok = false;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            rustix::fs::fchmod(d, rustix::fs::Mode::from(0o755))?;
+            created.push(at.to_owned());
+            Ok(())
+        };
+        walk::walk_dir(
+            &self.dir,
+            path.as_bytes(),
+            &mut Missing::Create(&mut on_create),
+        )
+        .map_err(|source| RootfsError::Resolve {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(created)
+    }
+
+    /// Reads a file inside the root (symlinks resolved inside), e.g.
+    /// `/etc/passwd`.
+    pub fn read_file(&self, path: &str) -> Result<Vec<u8>, RootfsError> {
+        self.read_file_opt(path)?.ok_or_else(|| RootfsError::Io {
+            path: path.to_owned(),
+            action: "read",
+            source: io::Error::from(io::ErrorKind::NotFound),
+        })
+    }
+
+    /// Like [`Root::read_file`], with `None` when the file does not exist.
+    pub(crate) fn read_file_opt(&self, path: &str) -> Result<Option<Vec<u8>>, RootfsError> {
+        let comps = walk::resolve_path(&self.dir, path.as_bytes()).map_err(|source| {
+            RootfsError::Resolve {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+        let io_err = |source| RootfsError::Io {
+            path: path.to_owned(),
+            action: "read",
+            source,
+        };
+        let Some((last, parent)) = comps.split_last() else {
+            return Err(io_err(io::Error::from(io::ErrorKind::IsADirectory)));
+        };
+        let parent = walk::rel_path(parent);
+        let Some(dir) = walk::open_plain_dir(&self.dir, &parent).map_err(io_err)? else {
+            return Ok(None);
+        };
+        let name = Name::new(last).ok_or_else(|| io_err(io::ErrorKind::InvalidInput.into()))?;
+        let file = match dir.open_with(
+            name,
+            cap_std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags_nofollow(),
+        ) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(e)),
+        };
+        let mut buf = Vec::new();
+        let mut file = file;
+        file.read_to_end(&mut buf).map_err(io_err)?;
+        Ok(Some(buf))
+    }
+}
+
+/// `O_NOFOLLOW` on cap-std open options.
+trait NoFollow {
+    fn custom_flags_nofollow(&mut self) -> &mut Self;
+}
+
+impl NoFollow for cap_std::fs::OpenOptions {
+    fn custom_flags_nofollow(&mut self) -> &mut Self {
+        use cap_std::fs::OpenOptionsExt;
+        self.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+    }
+}
+
+/// The display form of a raw tar name.
+fn lossy(b: &[u8]) -> String {
+    OsStr::from_bytes(b).to_string_lossy().into_owned()
+}
