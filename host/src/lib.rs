@@ -10,11 +10,12 @@
 //! | [`dockerfile`] | lexer, parser, shell-word expansion, `.dockerignore`; pure, no I/O | nothing else in kiln |
 //! | [`plan`] | typed instructions, ARG scoping, stages, `--target` pruning, build-arg checks, build checks; pure | `dockerfile`, `image` |
 //! | [`image`] | digests, platforms, media types, OCI configs and manifests; pure | nothing else in kiln |
+//! | [`registry`] | references, credentials, pull/push, mirrors, retries; async over `oci-client` | `image`, `store` |
 //! | [`store`] | the local content-addressed blob store (verify, then rename into place) | `image` |
 //! | [`build`] | the executor: reads inputs, drives the modules above | all of the above |
 //!
 //! Modules still to come, in the order the design's data flow uses them:
-//! `registry` (pull/push, auth), `rootfs`
+//! `rootfs`
 //! (the capability root), `sandbox` (RUN), `snapshot` (layer diffs), `cache`,
 //! `policy` (the wasmtime host), `output` and `build` (the executor).
 //!
@@ -39,4 +40,5 @@ pub mod build;
 pub mod dockerfile;
 pub mod image;
 pub mod plan;
+pub mod registry;
 pub mod store;
