@@ -148,9 +148,8 @@ impl Registry {
     ) -> Result<Session, RegistryError> {
         let host = reference.resolve_registry().to_owned();
         let client = self.host_client(&host, op).await?;
-        let (credential, source) = self
-            .keychain
-            .resolve(reference.registry())
+        // Reads files and may run a credential helper.
+        let (credential, source) = super::blocking(|| self.keychain.resolve(reference.registry()))
             .map_err(|cause| RegistryError::Credentials {
                 host: host.clone(),
                 cause,
