@@ -6,10 +6,14 @@ set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-# Debian packages. None are needed by the frontend yet; the registry,
-# image and sandbox work adds docker-registry, skopeo, umoci,
-# busybox-static and debootstrap here.
-APT_PACKAGES=(ca-certificates git make gcc pkg-config)
+# Debian packages. The end-to-end harness (tests/) runs a real registry
+# (docker-registry), pushes and inspects images with skopeo and umoci,
+# builds base rootfs trees from busybox-static and debootstrap, makes TLS
+# certificates with openssl and htpasswd files with apache2-utils, and probes
+# the registry with curl; buildah is for differential tests against another
+# builder.
+APT_PACKAGES=(ca-certificates git make gcc pkg-config
+  docker-registry skopeo umoci busybox-static debootstrap openssl apache2-utils buildah curl)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -21,6 +25,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's docker-registry package enables a system-wide registry on :5000
+# (all interfaces) where systemd runs; the tests start their own on
+# 127.0.0.1 only, so keep the system one off.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled docker-registry >/dev/null 2>&1; then
+  log "disabling the system-wide docker-registry service"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 
 # Rust toolchain pieces: rustfmt and clippy for the checks, the WASI targets

@@ -1,9 +1,32 @@
-//! End-to-end test support for kiln: the built binary, the examples and
-//! scratch directories.
+//! End-to-end test support for kiln: the built binary, the examples,
+//! scratch directories, and real services and tools to judge kiln with.
 //!
 //! Tests run the real `kiln` binary. It is found at `$KILN_BIN`, else in the
 //! workspace's target directory (built by `cargo test --workspace`, which
 //! compiles every binary before running any test), else it is built once.
+//!
+//! The harness around it uses only independent tools (installed by
+//! `scripts/setup.sh`), never kiln's own code:
+//!
+//! - [`registry`]: [`Registry`] runs Debian's `docker-registry` (CNCF
+//!   distribution v2.8) on `127.0.0.1:<free port>`, plain HTTP or HTTPS with
+//!   basic auth; killed on drop and when the test process dies.
+//! - [`images`]: a reproducible busybox base image (rootfs from Debian's
+//!   `busybox-static`, layer by GNU tar and gzip, OCI layout JSON written by
+//!   hand), single- and two-platform, pushed with `skopeo copy`; the layer
+//!   is cached in [`cache_dir`].
+//! - [`tools`]: [`tools::require`] (skip a test cleanly when a tool is
+//!   missing, or fail when `$KILN_REQUIRE_TOOLS` is set, as in CI), command
+//!   runners, and wrappers over `skopeo` and `umoci`.
+//!
+//! Tests run in parallel threads; every registry picks its own port and
+//! temp dir, so tests may start as many as they need.
+
+pub mod images;
+pub mod registry;
+pub mod tools;
+
+pub use registry::Registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,6 +40,21 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+/// The target directory: `$CARGO_TARGET_DIR`, else `target/` in the
+/// workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+/// Where expensive test inputs (base image layers) are kept between runs:
+/// `<target>/e2e-cache/`. Entries are keyed by content; delete the
+/// directory to rebuild them.
+pub fn cache_dir() -> PathBuf {
+    target_dir().join("e2e-cache")
+}
+
 /// Path of the `kiln` binary under test.
 pub fn kiln_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -24,9 +62,7 @@ pub fn kiln_bin() -> PathBuf {
         if let Some(p) = std::env::var_os("KILN_BIN") {
             return PathBuf::from(p);
         }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace().join("target"));
+        let target = target_dir();
         let profile = if cfg!(debug_assertions) {
             "debug"
         } else {
@@ -89,10 +125,10 @@ pub fn run_program(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .into()
 }
 
-/// A fresh scratch directory under the target directory, removed first if
-/// it exists.
+/// A fresh scratch directory `<target>/e2e-scratch/<name>`, removed first
+/// if it exists. Names must be unique across tests that run in parallel.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = workspace().join("target").join("e2e-scratch").join(name);
+    let dir = target_dir().join("e2e-scratch").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("creating a scratch directory");
     dir
