@@ -62,11 +62,12 @@ async fn build(host: &str, settings: &HostSettings) -> Result<HostClient, Regist
     let mut oci_certs = Vec::new();
     let mut http_certs = Vec::new();
     for path in &settings.ca_certificates {
-        let cert_err = |cause: Box<dyn std::error::Error + Send + Sync>| RegistryError::Certificate {
-            host: host.to_owned(),
-            path: path.clone(),
-            cause,
-        };
+        let cert_err =
+            |cause: Box<dyn std::error::Error + Send + Sync>| RegistryError::Certificate {
+                host: host.to_owned(),
+                path: path.clone(),
+                cause,
+            };
         let pem = tokio::fs::read(path)
             .await
             .map_err(|e| cert_err(Box::new(e)))?;
@@ -75,8 +76,7 @@ async fn build(host: &str, settings: &HostSettings) -> Result<HostClient, Regist
             return Err(cert_err("no PEM certificate in the file".into()));
         }
         for c in certs {
-            http_certs
-                .push(reqwest::Certificate::from_pem(&c).map_err(|e| cert_err(Box::new(e)))?);
+            http_certs.push(reqwest::Certificate::from_pem(&c).map_err(|e| cert_err(Box::new(e)))?);
             oci_certs.push(Certificate {
                 encoding: CertificateEncoding::Pem,
                 data: c,
@@ -125,7 +125,11 @@ async fn build(host: &str, settings: &HostSettings) -> Result<HostClient, Regist
 
 impl Registry {
     /// The cached client for `host` with the settings `op` gives it.
-    async fn host_client(&self, host: &str, op: Operation) -> Result<Arc<HostClient>, RegistryError> {
+    async fn host_client(
+        &self,
+        host: &str,
+        op: Operation,
+    ) -> Result<Arc<HostClient>, RegistryError> {
         let settings = self.options.settings_for(host, op);
         let key = (host.to_owned(), settings);
         let mut clients = self.clients.lock().await;
@@ -166,11 +170,7 @@ impl Registry {
             Credential::RegistryToken(token) => RegistryAuth::Bearer(token),
             Credential::IdentityToken { token, .. } => {
                 let mut scopes = vec![scope(reference.repository(), op)];
-                scopes.extend(
-                    mount_from
-                        .iter()
-                        .map(|r| scope(r, Operation::Pull)),
-                );
+                scopes.extend(mount_from.iter().map(|r| scope(r, Operation::Pull)));
                 let access = policy
                     .run("exchanging the identity token", || {
                         exchange_identity_token(&client, &host, &token, &scopes, &target)
@@ -223,7 +223,11 @@ pub(crate) fn parse_bearer_challenge(header: &str) -> Option<(String, Option<Str
     let mut s = params.trim();
     while !s.is_empty() {
         let (key, after) = s.split_once('=')?;
-        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         let after = after.trim_start();
         let (value, next) = if let Some(q) = after.strip_prefix('"') {
             let end = q.find('"')?;
@@ -395,7 +399,10 @@ mod tests {
     #[test]
     fn forms_and_scopes() {
         assert_eq!(
-            form_encode(&[("scope", "repository:a/b:pull,push repository:c:pull"), ("t", "x=y&z")]),
+            form_encode(&[
+                ("scope", "repository:a/b:pull,push repository:c:pull"),
+                ("t", "x=y&z")
+            ]),
             "scope=repository%3Aa%2Fb%3Apull%2Cpush+repository%3Ac%3Apull&t=x%3Dy%26z"
         );
         assert_eq!(scope("a/b", Operation::Push), "repository:a/b:pull,push");

@@ -151,7 +151,9 @@ pub enum RegistryError {
         available: String,
     },
     /// A single-platform image is for another platform than the one asked for.
-    #[error("image {reference} from {host} is for platform {actual}, not the requested {requested}")]
+    #[error(
+        "image {reference} from {host} is for platform {actual}, not the requested {requested}"
+    )]
     PlatformMismatch {
         /// The reference.
         reference: String,
@@ -358,11 +360,17 @@ pub(crate) fn is_not_found(e: &OciDistributionError) -> bool {
 /// Walks an error's chain looking for rustls' verdict that the peer's
 /// certificate chains to no trusted root.
 pub(crate) fn is_unknown_authority(e: &(dyn StdError + 'static)) -> bool {
-    chain_mentions(e, &["unknownissuer", "unknown issuer", "unknown_ca", "unknownca"])
+    chain_mentions(
+        e,
+        &["unknownissuer", "unknown issuer", "unknown_ca", "unknownca"],
+    )
 }
 
 fn is_tls_failure(e: &(dyn StdError + 'static)) -> bool {
-    chain_mentions(e, &["invalid peer certificate", "certificate", "tls handshake"])
+    chain_mentions(
+        e,
+        &["invalid peer certificate", "certificate", "tls handshake"],
+    )
 }
 
 fn chain_mentions(e: &(dyn StdError + 'static), needles: &[&str]) -> bool {
@@ -472,7 +480,11 @@ mod tests {
     #[test]
     fn retry_classification() {
         for code in [500, 502, 503, 504, 429, 408] {
-            assert_eq!(classify(&server(code)), Transience::Transient(None), "{code}");
+            assert_eq!(
+                classify(&server(code)),
+                Transience::Transient(None),
+                "{code}"
+            );
         }
         for code in [400, 401, 403, 404, 405] {
             assert_eq!(classify(&server(code)), Transience::Permanent, "{code}");
@@ -526,7 +538,10 @@ mod tests {
             "r.example/team/app:1",
             envelope(OciErrorCode::ManifestUnknown),
         );
-        assert_eq!(e.to_string(), "image r.example/team/app:1 not found in r.example");
+        assert_eq!(
+            e.to_string(),
+            "image r.example/team/app:1 not found in r.example"
+        );
     }
 
     #[test]

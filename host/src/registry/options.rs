@@ -266,14 +266,18 @@ mod tests {
             assert!(!o.settings_for("quay.io", op).skip_tls_verify);
         }
         assert_eq!(
-            o.settings_for("ca.example", Operation::Pull).ca_certificates,
+            o.settings_for("ca.example", Operation::Pull)
+                .ca_certificates,
             vec![PathBuf::from("/ca1.pem"), PathBuf::from("/ca2.pem")]
         );
         assert_eq!(
             o.settings_for("m.example", Operation::Push).client_cert,
             Some(("/c.pem".into(), "/k.pem".into()))
         );
-        assert_eq!(o.settings_for("ca.example", Operation::Push).client_cert, None);
+        assert_eq!(
+            o.settings_for("ca.example", Operation::Push).client_cert,
+            None
+        );
     }
 
     #[test]

@@ -218,15 +218,27 @@ mod tests {
         assert_eq!(v("linux/amd64"), ["linux/amd64", "linux/386"]);
         assert_eq!(
             v("linux/amd64/v3"),
-            ["linux/amd64/v3", "linux/amd64/v2", "linux/amd64", "linux/386"]
+            [
+                "linux/amd64/v3",
+                "linux/amd64/v2",
+                "linux/amd64",
+                "linux/386"
+            ]
         );
         assert_eq!(
             v("linux/arm64"),
-            ["linux/arm64", "linux/arm/v8", "linux/arm/v7", "linux/arm/v6", "linux/arm/v5"]
+            [
+                "linux/arm64",
+                "linux/arm/v8",
+                "linux/arm/v7",
+                "linux/arm/v6",
+                "linux/arm/v5"
+            ]
         );
         assert_eq!(v("linux/arm/v6"), ["linux/arm/v6", "linux/arm/v5"]);
         assert_eq!(v("linux/riscv64"), ["linux/riscv64"]);
-        let m = |a: &str, b: &str| matches(&parse_platform(a).unwrap(), &parse_platform(b).unwrap());
+        let m =
+            |a: &str, b: &str| matches(&parse_platform(a).unwrap(), &parse_platform(b).unwrap());
         assert!(m("linux/arm64", "linux/arm64/v8"));
         assert!(!m("linux/arm/v6", "linux/arm/v7"));
         assert!(!m("linux/amd64", "linux/arm64"));

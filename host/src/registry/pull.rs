@@ -275,14 +275,17 @@ async fn fetch_manifest(
     let digest = Digest::sha256_of(&bytes);
     let wanted: Option<Digest> = match (expected, r.digest()) {
         (Some((d, _)), _) => Some(d.clone()),
-        (None, Some(d)) => Some(d.parse().map_err(|e: crate::image::DigestError| {
-            RegistryError::Invalid {
-                what: "reference",
-                reference: shown.clone(),
-                host: s.target.host.clone(),
-                reason: e.to_string(),
-            }
-        })?),
+        (None, Some(d)) => {
+            Some(
+                d.parse()
+                    .map_err(|e: crate::image::DigestError| RegistryError::Invalid {
+                        what: "reference",
+                        reference: shown.clone(),
+                        host: s.target.host.clone(),
+                        reason: e.to_string(),
+                    })?,
+            )
+        }
         (None, None) => None,
     };
     if let Some(w) = &wanted
@@ -439,9 +442,17 @@ mod tests {
                 .unwrap(),
             media::DOCKER_MANIFEST
         );
-        assert_eq!(m(r#"{"schemaVersion":2,"manifests":[]}"#).unwrap(), media::OCI_INDEX);
-        assert_eq!(m(r#"{"schemaVersion":2,"layers":[]}"#).unwrap(), media::OCI_MANIFEST);
-        let e = m(r#"{"schemaVersion":1,"fsLayers":[]}"#).unwrap_err().to_string();
+        assert_eq!(
+            m(r#"{"schemaVersion":2,"manifests":[]}"#).unwrap(),
+            media::OCI_INDEX
+        );
+        assert_eq!(
+            m(r#"{"schemaVersion":2,"layers":[]}"#).unwrap(),
+            media::OCI_MANIFEST
+        );
+        let e = m(r#"{"schemaVersion":1,"fsLayers":[]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("r.example/app:1") && e.contains("schema"), "{e}");
         assert!(m("not json").is_err());
     }
@@ -458,7 +469,10 @@ mod tests {
         }"#;
         let m: ImageManifest = parse(json.as_bytes(), "manifest", &target(), "x").unwrap();
         assert_eq!(m.config().media_type().as_ref(), media::DOCKER_CONFIG);
-        assert_eq!(m.layers()[0].media_type().as_ref(), media::DOCKER_LAYER_GZIP);
+        assert_eq!(
+            m.layers()[0].media_type().as_ref(),
+            media::DOCKER_LAYER_GZIP
+        );
     }
 
     #[test]

@@ -85,14 +85,15 @@ impl Registry {
             .collect();
         mounts.sort();
         mounts.dedup();
-        let session = self
-            .session(destination, Operation::Push, &mounts)
-            .await?;
+        let session = self.session(destination, Operation::Push, &mounts).await?;
         let t = &session.target;
 
         let mut blobs: Vec<(&Descriptor, Option<&str>)> = vec![(&image.config, None)];
         for l in &image.layers {
-            if !blobs.iter().any(|(d, _)| d.digest() == l.descriptor.digest()) {
+            if !blobs
+                .iter()
+                .any(|(d, _)| d.digest() == l.descriptor.digest())
+            {
                 blobs.push((&l.descriptor, l.mount_from.as_deref()));
             }
         }
@@ -159,16 +160,16 @@ async fn push_blob(
     store: &BlobStore,
 ) -> Result<(), RegistryError> {
     let t = &s.target;
-    let digest: Digest = d
-        .digest()
-        .to_string()
-        .parse()
-        .map_err(|e: crate::image::DigestError| RegistryError::Invalid {
-            what: "descriptor",
-            reference: dest.to_string(),
-            host: t.host.clone(),
-            reason: e.to_string(),
-        })?;
+    let digest: Digest =
+        d.digest()
+            .to_string()
+            .parse()
+            .map_err(|e: crate::image::DigestError| RegistryError::Invalid {
+                what: "descriptor",
+                reference: dest.to_string(),
+                host: t.host.clone(),
+                reason: e.to_string(),
+            })?;
     let what = format!("blob {digest}");
     let digest_text = digest.to_string();
     let missing = |cause| RegistryError::MissingBlob {

@@ -51,13 +51,13 @@ mod tests {
             norm("index.docker.io/library/busybox"),
             "docker.io/library/busybox:latest"
         );
-        assert_eq!(norm("docker.io/busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            norm("docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(norm("ghcr.io/org/app:v1"), "ghcr.io/org/app:v1");
         assert_eq!(norm("localhost/app"), "localhost/app:latest");
-        assert_eq!(
-            norm("127.0.0.1:5000/a/b/c:t"),
-            "127.0.0.1:5000/a/b/c:t"
-        );
+        assert_eq!(norm("127.0.0.1:5000/a/b/c:t"), "127.0.0.1:5000/a/b/c:t");
         let r = parse_reference("busybox").unwrap();
         assert_eq!(r.registry(), "docker.io");
         assert_eq!(r.resolve_registry(), "index.docker.io");
@@ -81,10 +81,7 @@ mod tests {
     fn errors_name_the_reference() {
         for bad in ["", "Busybox", "a:b:c", "app@sha256:abc", "UPPER/x", "app:"] {
             let e = parse_reference(bad).unwrap_err();
-            assert!(
-                e.to_string().contains(&format!("{bad:?}")),
-                "{bad}: {e}"
-            );
+            assert!(e.to_string().contains(&format!("{bad:?}")), "{bad}: {e}");
         }
     }
 }

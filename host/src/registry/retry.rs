@@ -33,7 +33,11 @@ impl RetryPolicy {
 
     /// Runs `attempt` until it succeeds, fails permanently, or the retries
     /// are used up; returns the last failure.
-    pub(crate) async fn run<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, RegistryError>
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        what: &str,
+        mut attempt: F,
+    ) -> Result<T, RegistryError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, RegistryError>>,
