@@ -156,7 +156,7 @@ impl Registry {
         let (credential, source) = super::blocking(|| self.keychain.resolve(reference.registry()))
             .map_err(|cause| RegistryError::Credentials {
                 host: host.clone(),
-                cause,
+                cause: Box::new(cause),
             })?;
         let target = Target {
             host: host.clone(),

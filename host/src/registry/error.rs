@@ -46,7 +46,7 @@ pub enum RegistryError {
         host: String,
         /// The registry's answer.
         #[source]
-        cause: OciDistributionError,
+        cause: Box<OciDistributionError>,
     },
     /// The registry's TLS certificate is signed by an authority kiln does
     /// not trust.
@@ -73,7 +73,7 @@ pub enum RegistryError {
         repository: String,
         /// The failure.
         #[source]
-        cause: OciDistributionError,
+        cause: Box<OciDistributionError>,
     },
     /// A blob or manifest download broke off mid-stream.
     #[error("downloading {digest} from {host}/{repository} failed")]
@@ -100,7 +100,7 @@ pub enum RegistryError {
         repository: String,
         /// The store's verdict.
         #[source]
-        cause: StoreError,
+        cause: Box<StoreError>,
     },
     /// A manifest's bytes do not hash to the digest they were asked for.
     #[error("manifest of {reference} from {host} hashes to {actual}, not to the requested digest")]
@@ -216,7 +216,7 @@ pub enum RegistryError {
         host: String,
         /// Why.
         #[source]
-        cause: super::auth::AuthError,
+        cause: Box<super::auth::AuthError>,
     },
     /// Exchanging an identity token for an access token failed.
     #[error("exchanging the identity token from {credential_source} at {realm} for {host} failed")]
@@ -246,7 +246,7 @@ pub enum RegistryError {
         repository: String,
         /// Why.
         #[source]
-        cause: StoreError,
+        cause: Box<StoreError>,
     },
 }
 
@@ -420,7 +420,7 @@ impl Target {
             operation,
             host: self.host.clone(),
             repository: self.repository.clone(),
-            cause,
+            cause: Box::new(cause),
         }
     }
 
@@ -435,7 +435,7 @@ impl Target {
             return RegistryError::NotFound {
                 reference: reference.to_owned(),
                 host: self.host.clone(),
-                cause,
+                cause: Box::new(cause),
             };
         }
         self.error(format!("fetching the manifest of {reference}"), cause)
@@ -446,7 +446,7 @@ impl Target {
             what,
             host: self.host.clone(),
             repository: self.repository.clone(),
-            cause,
+            cause: Box::new(cause),
         }
     }
 }

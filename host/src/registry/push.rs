@@ -176,7 +176,7 @@ async fn push_blob(
         what: what.clone(),
         host: t.host.clone(),
         repository: t.repository.clone(),
-        cause,
+        cause: Box::new(cause),
     };
     let size = blocking(|| store.size(&digest)).map_err(missing)?;
     if size != d.size() {

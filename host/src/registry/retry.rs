@@ -88,11 +88,11 @@ mod tests {
             operation: "x".into(),
             host: "h".into(),
             repository: "r".into(),
-            cause: OciDistributionError::ServerError {
+            cause: Box::new(OciDistributionError::ServerError {
                 code,
                 url: "u".into(),
                 message: String::new(),
-            },
+            }),
         }
     }
 
