@@ -412,3 +412,70 @@ fn unknown_ca_suggests_registry_certificate() {
     );
     assert!(msg.contains("--skip-tls-verify"), "{msg}");
 }
+
+#[test]
+fn registry_map_and_mirror_serve_docker_hub_pulls() {
+    if !require(TOOLS) {
+        return;
+    }
+    let reg = TestRegistry::start_plain();
+    let pushed = push_busybox(&reg, "library/busybox:1");
+    push_busybox(&reg, "hub/library/busybox:2");
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(dir.path()).unwrap();
+    let rt = runtime();
+
+    // --registry-mirror: `busybox:1` is looked up as library/busybox there.
+    let mirror = Registry::new(
+        RegistryOptions {
+            registry_mirrors: vec![reg.host()],
+            ..plain_options(&reg)
+        },
+        keychain(&reg.docker_config_dir()),
+    );
+    let r = parse_reference("busybox:1").unwrap();
+    let img = rt
+        .block_on(mirror.pull(&r, &host_platform(), &store))
+        .unwrap();
+    assert_eq!(img.digest.to_string(), pushed);
+    assert_eq!(img.reference.to_string(), "docker.io/library/busybox:1");
+    assert_eq!(img.source.to_string(), reg.image_ref("library/busybox:1"));
+
+    // --registry-map with a repository prefix.
+    let map = Registry::new(
+        RegistryOptions {
+            registry_maps: vec![("index.docker.io".into(), format!("{}/hub", reg.host()))],
+            ..plain_options(&reg)
+        },
+        keychain(&reg.docker_config_dir()),
+    );
+    let r = parse_reference("busybox:2").unwrap();
+    let img = rt.block_on(map.pull(&r, &host_platform(), &store)).unwrap();
+    assert_eq!(
+        img.source.to_string(),
+        reg.image_ref("hub/library/busybox:2")
+    );
+
+    // Missing there, and no fallback to Docker Hub allowed.
+    let strict = Registry::new(
+        RegistryOptions {
+            registry_mirrors: vec![reg.host()],
+            skip_default_registry_fallback: true,
+            ..plain_options(&reg)
+        },
+        keychain(&reg.docker_config_dir()),
+    );
+    let r = parse_reference("busybox:missing").unwrap();
+    let e = rt
+        .block_on(strict.pull(&r, &host_platform(), &store))
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::NoMappedRegistry { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "image docker.io/library/busybox:missing not found on any mapped registry ({}) \
+             and the default registry fallback is disabled",
+            reg.host()
+        )
+    );
+}
