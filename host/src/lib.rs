@@ -10,6 +10,7 @@
 //! | [`dockerfile`] | lexer, parser, shell-word expansion, `.dockerignore`; pure, no I/O | nothing else in kiln |
 //! | [`plan`] | typed instructions, ARG scoping, stages, `--target` pruning, build-arg checks, build checks; pure | `dockerfile`, `image` |
 //! | [`image`] | digests, platforms, media types, OCI configs and manifests; pure | nothing else in kiln |
+//! | [`registry`] | references, credentials, pull/push, mirrors, retries; async over `oci-client` | `image`, `store` |
 //! | [`store`] | the local content-addressed blob store (verify, then rename into place) | `image` |
 //! | [`registry`] | references, auth (config.json, credential helpers), pull and push | `image`, `store` |
 //! | [`rootfs`] | the build root as a `cap_std::fs::Dir`: streaming layer unpack (whiteouts, links, modes, owners), chroot-style path resolution, WORKDIR, user lookup | `image` |
