@@ -11,12 +11,14 @@
 //! | [`plan`] | typed instructions, ARG scoping, stages, `--target` pruning, build-arg checks, build checks; pure | `dockerfile`, `image` |
 //! | [`image`] | digests, platforms, media types, OCI configs and manifests; pure | nothing else in kiln |
 //! | [`store`] | the local content-addressed blob store (verify, then rename into place) | `image` |
+//! | [`snapshot`] | layer tars: typed entries, whiteouts, PAX, mtime clamp → compress → digest → store | `image`, `store` |
+//! | [`output`] | docker-archive tarball, OCI image layout, digest files; atomic on disk | `image`, `store` |
 //! | [`build`] | the executor: reads inputs, drives the modules above | all of the above |
 //!
 //! Modules still to come, in the order the design's data flow uses them:
 //! `registry` (pull/push, auth), `rootfs`
-//! (the capability root), `sandbox` (RUN), `snapshot` (layer diffs), `cache`,
-//! `policy` (the wasmtime host), `output` and `build` (the executor).
+//! (the capability root), `sandbox` (RUN), change detection for `snapshot`,
+//! `cache`, `policy` (the wasmtime host), push in `output`, and `build` (the executor).
 //!
 //! The binary's `cli` module (in `src/cli/`, not part of this library) turns
 //! flags into the options these modules take and is the only place that uses
@@ -39,4 +41,5 @@ pub mod build;
 pub mod dockerfile;
 pub mod image;
 pub mod plan;
+pub mod snapshot;
 pub mod store;
