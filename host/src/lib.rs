@@ -40,6 +40,7 @@
 pub mod build;
 pub mod dockerfile;
 pub mod image;
+pub mod output;
 pub mod plan;
 pub mod snapshot;
 pub mod store;
