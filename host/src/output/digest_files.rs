@@ -21,7 +21,7 @@
 //! its own format.
 
 use super::OutputError;
-use super::atomic::{io_err, parent_of, write_file};
+use super::atomic::{io_err, parent_of, write_output_file};
 use crate::image::Digest;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -209,7 +209,7 @@ fn write_digest_file(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
             .create(parent)
             .map_err(io_err("create directory", parent))?;
     }
-    write_file(path, 0o644, bytes)
+    write_output_file(path, 0o644, bytes)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 //! image and tags give the same archive. Non-distributable ("foreign")
 //! layers would need `LayerSources`; kiln writes none.
 
-use super::atomic::{TempFile, io_err};
+use super::atomic::{OutputFile, io_err};
 use super::{ImageBlobs, OutputError, open_layer};
 use crate::store::BlobStore;
 use std::io::{self, Read};
@@ -36,7 +36,10 @@ struct ArchiveManifest<'a> {
 ///
 /// The parent directory must exist (as with Kaniko). An existing file at
 /// `path` is replaced, atomically: the archive is written beside it and
-/// renamed over it once complete, so on error `path` is as it was.
+/// renamed over it once complete, so on error `path` is as it was. A
+/// symlink at `path` is followed; a destination that is not a regular file
+/// (`/dev/stdout`, a pipe) or cannot be replaced is written in place (see
+/// the module docs).
 pub fn write_docker_archive(
     path: &Path,
     image: &ImageBlobs,
@@ -60,7 +63,7 @@ pub fn write_docker_archive(
         source,
     })?;
 
-    let mut tmp = TempFile::beside(path, 0o666)?;
+    let mut tmp = OutputFile::create(path, 0o666)?;
     let tmp_path = tmp.path().to_path_buf();
     {
         let mut tar = tar::Builder::new(&mut tmp);
@@ -88,7 +91,7 @@ pub fn write_docker_archive(
         append("manifest.json", manifest.len() as u64, &mut &manifest[..])?;
         tar.into_inner().map_err(io_err("write", &tmp_path))?;
     }
-    tmp.commit(path)?;
+    tmp.commit()?;
     tracing::debug!(path = %path.display(), image = %image.manifest_digest, "docker archive written");
     Ok(())
 }

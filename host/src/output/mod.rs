@@ -19,6 +19,12 @@
 //! `index.json` is replaced last, so a reader sees the old image or the new
 //! one, never a mix.
 //!
+//! Where a user-named file cannot be replaced by a rename, it is written in
+//! place instead, as Kaniko would: a destination that is not a regular file
+//! (`--tar-path=/dev/stdout`, a pipe), a mount point or a file in a
+//! directory kiln cannot create files in (`--digest-file=/dev/termination-log`
+//! in Kubernetes). A symlink at the destination is followed, not replaced.
+//!
 //! # Ambient Authority
 //!
 //! These writers open user-given paths on the host filesystem with

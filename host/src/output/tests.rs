@@ -232,6 +232,9 @@ fn docker_archive_dedups_layers_and_replaces_files() {
         .unwrap();
     assert_eq!(manifest[0]["Layers"].as_array().unwrap().len(), 3);
     assert_eq!(manifest[0]["RepoTags"], json!([]));
+    // Not a regular file: streamed in place.
+    write_docker_archive(Path::new("/dev/null"), &image, &f.store, &[]).unwrap();
+    assert!(leftovers(f.dir.path()).is_empty());
 }
 
 #[test]
@@ -465,6 +468,22 @@ fn digest_files_in_kaniko_formats() {
         write_digest_files(None, Some(&n), None, &[], &digest),
         Err(OutputError::NoDestinations { .. })
     ));
+    // A symlink is written through, not replaced; a device is written in place.
+    let target = f.out("real-digest");
+    let link = f.out("digest-link");
+    fs::write(&target, b"old").unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    write_digest_files(Some(&link), None, None, &[], &digest).unwrap();
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read_to_string(&target).unwrap(), digest.to_string());
+    write_digest_files(Some(Path::new("/dev/null")), None, None, &[], &digest).unwrap();
+    assert!(!Path::new("/dev/null").is_file());
+
     let url = Path::new("https://bucket.example/digest?X-Amz-Signature=secret");
     let err = write_digest_files(Some(url), None, None, &[], &digest).unwrap_err();
     assert!(!err.to_string().contains("secret"), "{err}");
