@@ -1,0 +1,96 @@
+//! Layer tars: the entries a build step changed, written as a tar stream
+//! (with whiteouts), compressed, hashed and stored as a blob in one pass.
+//!
+//! [`LayerWriter`] is the writing end. Its typed helpers take explicit
+//! metadata, so what lands in the tar is decided here and nowhere else:
+//! ustar headers with PAX records where ustar cannot say it (long or
+//! non-ASCII paths, large ids, sizes or times, extended attributes as
+//! `SCHILY.xattr.*`), empty user and group names, no access or change
+//! times, directories named with a trailing `/`. With an mtime clamp
+//! (`SOURCE_DATE_EPOCH`) every entry's mtime is at most the epoch, so equal
+//! inputs give equal digests.
+//!
+//! Data flows through one chain, never held whole in memory:
+//!
+//! ```text
+//! tar::Builder → HashingWriter (diff_id) → gzip | zstd | none → BlobWriter (digest, size)
+//! ```
+//!
+//! Change detection (walking a root against an index) comes with the
+//! `rootfs` module; this module owns the tar format.
+//!
+//! May use `image` and `store`; never the network.
+
+mod layer;
+#[cfg(test)]
+mod tests;
+
+pub use layer::{EntryMeta, Layer, LayerCompression, LayerWriter, MediaTypes, SpecialFile};
+
+use crate::store::StoreError;
+use std::io;
+
+/// Errors of writing layers.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The blob store refused the layer.
+    #[error("cannot store the layer blob")]
+    Store(#[source] StoreError),
+    /// Writing an entry (or finishing the stream) failed.
+    #[error("cannot write layer entry {path}")]
+    Io {
+        /// The entry's path in the layer, or what was being done.
+        path: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A path that cannot name an entry of a layer.
+    #[error("invalid layer path {path:?}: {reason}")]
+    InvalidPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An extended attribute name that a PAX record cannot carry.
+    #[error("invalid extended attribute name {name:?} on {path}")]
+    InvalidXattr {
+        /// The entry.
+        path: String,
+        /// The attribute name.
+        name: String,
+    },
+    /// A file's content was shorter than the size given for it (it changed
+    /// while the layer was written).
+    #[error("layer entry {path} has {actual} bytes, {expected} were declared")]
+    ShortFile {
+        /// The entry.
+        path: String,
+        /// The declared size.
+        expected: u64,
+        /// Bytes the reader gave.
+        actual: u64,
+    },
+    /// A compression level outside the algorithm's range.
+    #[error("{algorithm} compression level {level} is out of range {min}..={max}")]
+    CompressionLevel {
+        /// `gzip` or `zstd`.
+        algorithm: &'static str,
+        /// The level given.
+        level: i64,
+        /// The lowest level.
+        min: i64,
+        /// The highest level.
+        max: i64,
+    },
+    /// Docker's media types have no layer type for this compression.
+    #[error("docker media types have no {compression} layer type; use oci media types")]
+    NoDockerMediaType {
+        /// `zstd` or `uncompressed`.
+        compression: &'static str,
+    },
+    /// An earlier call failed, so the layer is incomplete and cannot be finished.
+    #[error("the layer writer failed earlier; the layer is incomplete")]
+    Poisoned,
+}
