@@ -2,7 +2,9 @@
 //! compression into the blob store.
 
 use super::SnapshotError;
-use crate::image::{Digest, HashingWriter, media};
+pub use crate::image::manifest::MediaTypes;
+use crate::image::media::Compression;
+use crate::image::{Digest, HashingWriter};
 use crate::store::{BlobStore, BlobWriter};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -82,30 +84,24 @@ impl LayerCompression {
         }
     }
 
-    /// The layer media type for this compression in the `media` family.
-    pub fn media_type(self, media: MediaTypes) -> Result<&'static str, SnapshotError> {
-        match (media, self) {
-            (MediaTypes::Oci, Self::None) => Ok(media::OCI_LAYER_TAR),
-            (MediaTypes::Oci, Self::Gzip { .. }) => Ok(media::OCI_LAYER_GZIP),
-            (MediaTypes::Oci, Self::Zstd { .. }) => Ok(media::OCI_LAYER_ZSTD),
-            (MediaTypes::Docker, Self::Gzip { .. }) => Ok(media::DOCKER_LAYER_GZIP),
-            (MediaTypes::Docker, Self::None) => Err(SnapshotError::NoDockerMediaType {
-                compression: "uncompressed",
-            }),
-            (MediaTypes::Docker, Self::Zstd { .. }) => Err(SnapshotError::NoDockerMediaType {
-                compression: "zstd",
-            }),
+    /// How blobs of this kind are compressed.
+    pub fn compression(self) -> Compression {
+        match self {
+            Self::None => Compression::None,
+            Self::Gzip { .. } => Compression::Gzip,
+            Self::Zstd { .. } => Compression::Zstd,
         }
     }
-}
 
-/// The media type family of the image a layer goes into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaTypes {
-    /// `application/vnd.oci.image.layer.v1.tar[+gzip|+zstd]`.
-    Oci,
-    /// `application/vnd.docker.image.rootfs.diff.tar.gzip` (gzip only).
-    Docker,
+    /// The layer media type for this compression in the `media` family;
+    /// Docker's types have no zstd layer.
+    pub fn media_type(self, media: MediaTypes) -> Result<&'static str, SnapshotError> {
+        media
+            .layer(self.compression())
+            .ok_or(SnapshotError::NoDockerMediaType {
+                compression: "zstd",
+            })
+    }
 }
 
 /// A written layer: what a manifest descriptor and the config's
