@@ -7,6 +7,9 @@
 //! [`config`] builds the image config of a stage the way BuildKit does.
 
 pub mod config;
+mod executor;
+
+pub use executor::{BuildError, BuildOptions, BuildOutcome, run};
 
 use crate::dockerfile::ignore::{IgnoreError, IgnoreMatcher, dockerfile_specific_ignore_name};
 use std::path::{Path, PathBuf};

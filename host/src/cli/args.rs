@@ -51,10 +51,6 @@ pub(crate) enum Exit {
     /// The Dockerfile could not be parsed or planned.
     Dockerfile = 3,
     /// A registry refused a request, or authentication failed.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "returned once kiln talks to registries")
-    )]
     Registry = 4,
     /// A build policy denied the build.
     #[cfg_attr(
@@ -184,6 +180,31 @@ const SUPPORTED_FLAGS: &[&str] = &[
     "--log-timestamp",
     "--no-push",
     "--skip-unused-stages",
+    // Outputs.
+    "--destination",
+    "--tar-path",
+    "--oci-layout-path",
+    "--digest-file",
+    "--image-name-with-digest-file",
+    "--image-name-tag-with-digest-file",
+    "--label",
+    "--compression",
+    "--compression-level",
+    "--image-format",
+    "--push-retry",
+    // Registries.
+    "--insecure",
+    "--skip-tls-verify",
+    "--insecure-pull",
+    "--skip-tls-verify-pull",
+    "--insecure-registry",
+    "--skip-tls-verify-registry",
+    "--registry-certificate",
+    "--registry-mirror",
+    "--registry-map",
+    "--skip-default-registry-fallback",
+    "--image-download-retry",
+    "--kaniko-dir",
 ];
 
 /// Flags of `kiln build`: Kaniko's executor flags and kiln's own.

@@ -7,12 +7,19 @@
 mod args;
 
 use anyhow::Context as _;
-use args::{BuildArgs, Command, ContextSource, Exit, LogFormat, LogLevel, OutputFormat};
-use kiln::build::{InputError, load_inputs};
+use args::{
+    BuildArgs, Command, Compression, ContextSource, Exit, ImageFormat, LogFormat, LogLevel,
+    OutputFormat,
+};
+use kiln::build::{BuildError, BuildOptions, InputError, load_inputs};
 use kiln::dockerfile::{self, ParseError};
+use kiln::image::manifest::MediaTypes;
 use kiln::plan::{self, PlanError, PlanOptions, values};
-use std::io::Write as _;
-use std::path::Path;
+use kiln::registry::RegistryOptions;
+use kiln::snapshot::LayerCompression;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Runs the command line and returns the process exit code.
@@ -81,7 +88,7 @@ fn init_logging(level: LogLevel, format: LogFormat, timestamps: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(format == LogFormat::Color)
+        .with_ansi(format == LogFormat::Color && std::io::stderr().is_terminal())
         .with_target(false);
     let result = match (format, timestamps) {
         (LogFormat::Json, _) => builder.json().try_init(),
@@ -116,31 +123,66 @@ fn run_build(build: &BuildArgs) -> Result<(), Failure> {
         ContextSource::LocalDir(dir) => dir.to_string(),
         _ => unreachable!("non-local contexts are reported as not supported above"),
     };
-    let inputs = load_inputs(Path::new(&context), &build.dockerfile).map_err(|e| match e {
-        InputError::DockerfileNotFound { .. } | InputError::ContextMissing { .. } => {
-            Failure::new(Exit::Dockerfile, format!("error: {e}"))
+    let platform = match &build.custom_platform {
+        None => None,
+        Some(p) => Some(values::parse_platform(p).map_err(|e| {
+            Failure::new(Exit::Usage, format!("error: --custom-platform {p:?}: {e}"))
+        })?),
+    };
+    let mut build_args = BTreeMap::new();
+    for arg in &build.build_arg {
+        if let Some(v) = arg.resolve(|k| std::env::var(k).ok()) {
+            build_args.insert(arg.key.clone(), v);
         }
-        other => Failure::from(anyhow::Error::new(other)),
-    })?;
+    }
+    if build.dry_run {
+        return dry_run(build, &context, platform, build_args);
+    }
+    if build.destination.is_empty() && !build.no_push {
+        return Err(Failure::new(
+            Exit::Usage,
+            "error: no --destination given: name where to push the image, or use --no-push (with --tar-path or --oci-layout-path to keep it)",
+        ));
+    }
+    let options = build_options(build, context, platform, build_args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let outcome = runtime
+        .block_on(kiln::build::run(&options))
+        .map_err(build_failure)?;
+    tracing::info!(
+        "built {} ({} layers){}",
+        outcome.digest,
+        outcome.layers,
+        if outcome.pushed.is_empty() {
+            String::new()
+        } else {
+            format!(", pushed to {}", outcome.pushed.join(", "))
+        }
+    );
+    Ok(())
+}
+
+/// `--dry-run`: parse, plan and print the plan; nothing is pulled.
+fn dry_run(
+    build: &BuildArgs,
+    context: &str,
+    platform: Option<values::Platform>,
+    build_args: BTreeMap<String, String>,
+) -> Result<(), Failure> {
+    let inputs = load_inputs(Path::new(context), &build.dockerfile).map_err(input_failure)?;
     let file_name = display_path(&inputs.dockerfile_path);
     let df = dockerfile::parse(&inputs.dockerfile, &file_name).map_err(dockerfile_failure)?;
 
     let mut options = PlanOptions::new();
-    if let Some(p) = &build.custom_platform {
-        options.target_platform = values::parse_platform(p).map_err(|e| {
-            Failure::new(Exit::Usage, format!("error: --custom-platform {p:?}: {e}"))
-        })?;
+    if let Some(p) = platform {
+        options.target_platform = p;
     }
-    for arg in &build.build_arg {
-        if let Some(v) = arg.resolve(|k| std::env::var(k).ok()) {
-            options.build_args.insert(arg.key.clone(), v);
-        }
-    }
+    options.build_args = build_args;
     options.target = build.target.clone();
-    let plan = plan::plan(&df, &options).map_err(|e| match e {
-        PlanError::Dockerfile(e) => dockerfile_failure(e),
-        other => Failure::new(Exit::Dockerfile, format!("error: {other}")),
-    })?;
+    let plan = plan::plan(&df, &options).map_err(plan_failure)?;
 
     let mut stderr = std::io::stderr();
     for w in &plan.warnings {
@@ -156,12 +198,6 @@ fn run_build(build: &BuildArgs) -> Result<(), Failure> {
         let _ = writeln!(stderr, "{at}warning: {rule}{}", w.message);
     }
 
-    if !build.dry_run {
-        return Err(Failure::new(
-            Exit::NotSupported,
-            "error: building images is not supported yet: use --dry-run to print the plan",
-        ));
-    }
     let mut stdout = std::io::stdout().lock();
     match build.format {
         OutputFormat::Json => {
@@ -194,6 +230,140 @@ fn run_build(build: &BuildArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Turns the flags into the library's build options.
+fn build_options(
+    build: &BuildArgs,
+    context: String,
+    platform: Option<values::Platform>,
+    build_args: BTreeMap<String, String>,
+) -> Result<BuildOptions, Failure> {
+    let compression = match build.compression {
+        Compression::Gzip => LayerCompression::gzip(build.compression_level),
+        Compression::Zstd => LayerCompression::zstd(build.compression_level),
+    }
+    .map_err(|e| Failure::new(Exit::Usage, format!("error: --compression-level: {e}")))?;
+    let media_types = match build.image_format {
+        Some(ImageFormat::Docker) => MediaTypes::Docker,
+        Some(ImageFormat::Oci) | None => MediaTypes::Oci,
+    };
+    let registry = RegistryOptions {
+        insecure: build.insecure,
+        insecure_pull: build.insecure_pull,
+        insecure_registries: build.insecure_registry.clone(),
+        skip_tls_verify: build.skip_tls_verify,
+        skip_tls_verify_pull: build.skip_tls_verify_pull,
+        skip_tls_verify_registries: build.skip_tls_verify_registry.clone(),
+        registry_certificates: build
+            .registry_certificate
+            .iter()
+            .map(|kv| (kv.key.clone(), PathBuf::from(&kv.value)))
+            .collect(),
+        registry_mirrors: build.registry_mirror.clone(),
+        skip_default_registry_fallback: build.skip_default_registry_fallback,
+        registry_maps: build
+            .registry_map
+            .iter()
+            .flat_map(|m| m.0.iter().map(|kv| (kv.key.clone(), kv.value.clone())))
+            .collect(),
+        image_download_retry: build.image_download_retry,
+        push_retry: build.push_retry,
+        ..RegistryOptions::default()
+    };
+    let work_parent = if build.kaniko_dir == Path::new("/kaniko") {
+        std::env::temp_dir()
+    } else {
+        build.kaniko_dir.clone()
+    };
+    let work_dir = work_parent.join(format!("kiln-build-{}", std::process::id()));
+    Ok(BuildOptions {
+        context: PathBuf::from(context),
+        dockerfile: build.dockerfile.clone(),
+        build_args,
+        target: build.target.clone(),
+        platform,
+        labels: build
+            .label
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect(),
+        destinations: build.destination.clone(),
+        no_push: build.no_push,
+        tar_path: build.tar_path.clone(),
+        oci_layout_path: build.oci_layout_path.clone(),
+        digest_file: build.digest_file.clone(),
+        image_name_with_digest_file: build.image_name_with_digest_file.clone(),
+        image_name_tag_with_digest_file: build.image_name_tag_with_digest_file.clone(),
+        compression,
+        media_types,
+        registry,
+        store_dir: store_dir(),
+        work_dir,
+    })
+}
+
+/// Where blobs are kept between builds: `$KILN_STORE_DIR`, else
+/// `$XDG_CACHE_HOME/kiln/store`, else `~/.cache/kiln/store`, else a
+/// directory under the system temp dir.
+fn store_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KILN_STORE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("kiln/store");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join(".cache/kiln/store");
+    }
+    std::env::temp_dir().join(format!("kiln-store-{}", rustix::process::getuid().as_raw()))
+}
+
+fn input_failure(e: InputError) -> Failure {
+    match e {
+        InputError::DockerfileNotFound { .. } | InputError::ContextMissing { .. } => {
+            Failure::new(Exit::Dockerfile, format!("error: {e}"))
+        }
+        other => Failure::from(anyhow::Error::new(other)),
+    }
+}
+
+fn plan_failure(e: PlanError) -> Failure {
+    match e {
+        PlanError::Dockerfile(e) => dockerfile_failure(e),
+        other => Failure::new(Exit::Dockerfile, format!("error: {other}")),
+    }
+}
+
+/// The exit code and message of a failed build.
+fn build_failure(e: BuildError) -> Failure {
+    match e {
+        BuildError::Inputs(e) => input_failure(e),
+        BuildError::Dockerfile(e) => dockerfile_failure(e),
+        BuildError::Plan(e) => plan_failure(e),
+        e @ (BuildError::Registry(_) | BuildError::Destination { .. }) => {
+            Failure::new(Exit::Registry, format!("error: {}", chain(&e)))
+        }
+        e @ BuildError::NotSupported { .. } => {
+            Failure::new(Exit::NotSupported, format!("error: {}", chain(&e)))
+        }
+        e => Failure::new(Exit::Failure, format!("error: {}", chain(&e))),
+    }
+}
+
+/// An error and its causes, `: `-separated.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 fn dockerfile_failure(e: ParseError) -> Failure {

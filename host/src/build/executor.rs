@@ -1,0 +1,698 @@
+//! Runs a build: pull the bases the target needs, lay them out in build
+//! roots, apply each stage's instructions, assemble the image and deliver it.
+//!
+//! RUN, COPY and ADD are the next piece of work; until then a stage that
+//! needs one stops with [`BuildError::NotSupported`] naming the line, never
+//! silently skipping it.
+
+use super::config::{Applied, ConfigBuilder, ConfigError};
+use super::{InputError, load_inputs};
+use crate::dockerfile::{self, ParseError};
+use crate::image::manifest::{self, Layer as ManifestLayer, MediaTypes};
+use crate::image::{Digest, ImageConfig, Platform, media};
+use crate::output::{self, ImageBlobs, LayerRef, OutputError};
+use crate::plan::{self, Base, Instruction, Plan, PlanError, PlanOptions};
+use crate::registry::auth::Keychain;
+use crate::registry::{
+    ImageToPush, LayerToPush, PulledImage, Registry, RegistryError, RegistryOptions,
+    parse_reference,
+};
+use crate::rootfs::{self, Root, RootfsError};
+use crate::snapshot::{EntryMeta, LayerCompression, LayerWriter, SnapshotError};
+use crate::store::{BlobStore, StoreError};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Everything a build needs to know, from the command line.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The context directory.
+    pub context: PathBuf,
+    /// `--dockerfile` as given.
+    pub dockerfile: String,
+    /// `--build-arg`s, resolved.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--custom-platform`/`--platform`; the host's when `None`.
+    pub platform: Option<Platform>,
+    /// `--label`s: they win over LABEL.
+    pub labels: BTreeMap<String, String>,
+    /// `--destination`s.
+    pub destinations: Vec<String>,
+    /// `--no-push`.
+    pub no_push: bool,
+    /// `--tar-path`.
+    pub tar_path: Option<PathBuf>,
+    /// `--oci-layout-path`.
+    pub oci_layout_path: Option<PathBuf>,
+    /// `--digest-file`.
+    pub digest_file: Option<PathBuf>,
+    /// `--image-name-with-digest-file`.
+    pub image_name_with_digest_file: Option<PathBuf>,
+    /// `--image-name-tag-with-digest-file`.
+    pub image_name_tag_with_digest_file: Option<PathBuf>,
+    /// `--compression` and `--compression-level`.
+    pub compression: LayerCompression,
+    /// `--image-format`: OCI (default) or Docker media types.
+    pub media_types: MediaTypes,
+    /// Registry flags.
+    pub registry: RegistryOptions,
+    /// Where pulled and built blobs are kept (reused across builds).
+    pub store_dir: PathBuf,
+    /// A scratch directory for build roots; removed when the build ends.
+    pub work_dir: PathBuf,
+}
+
+/// What a finished build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    /// The image manifest digest.
+    pub digest: Digest,
+    /// The manifest media type.
+    pub manifest_media_type: String,
+    /// Destinations pushed to.
+    pub pushed: Vec<String>,
+    /// Layers in the image (base layers included).
+    pub layers: usize,
+    /// The plan that was built.
+    pub plan: Plan,
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The Dockerfile or context could not be read.
+    #[error(transparent)]
+    Inputs(#[from] InputError),
+    /// The Dockerfile is invalid.
+    #[error(transparent)]
+    Dockerfile(#[from] ParseError),
+    /// The plan could not be made.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A registry operation failed.
+    #[error(transparent)]
+    Registry(Box<RegistryError>),
+    /// A destination is not a valid image reference.
+    #[error("invalid --destination {destination:?}")]
+    Destination {
+        /// As given.
+        destination: String,
+        /// Why.
+        #[source]
+        source: Box<RegistryError>,
+    },
+    /// Something the build needs is not built into kiln yet.
+    #[error("{file}:{line}: {what} is not supported yet")]
+    NotSupported {
+        /// The Dockerfile.
+        file: String,
+        /// The instruction's line.
+        line: usize,
+        /// What.
+        what: String,
+    },
+    /// The image config could not be updated.
+    #[error("{file}:{line}: {source}")]
+    Config {
+        /// The Dockerfile.
+        file: String,
+        /// The instruction's line.
+        line: usize,
+        /// Why.
+        #[source]
+        source: ConfigError,
+    },
+    /// A base image's manifest and config disagree, or a digest is malformed.
+    #[error("image {reference} is inconsistent: {reason}")]
+    InvalidImage {
+        /// The image.
+        reference: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The base image config is not valid JSON of an image config.
+    #[error("base image {reference} has an invalid config")]
+    BaseConfig {
+        /// The image.
+        reference: String,
+        /// Why.
+        #[source]
+        source: crate::image::config::ConfigError,
+    },
+    /// Laying out or changing a build root failed.
+    #[error("build root of stage {stage}")]
+    Rootfs {
+        /// The stage.
+        stage: String,
+        /// Why.
+        #[source]
+        source: RootfsError,
+    },
+    /// Writing a layer failed.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The blob store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The manifest could not be built.
+    #[error(transparent)]
+    Manifest(#[from] manifest::ManifestError),
+    /// Writing an output failed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// The scratch directory could not be made.
+    #[error("cannot create the work directory {}", path.display())]
+    WorkDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("internal error: a build task stopped unexpectedly")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl From<RegistryError> for BuildError {
+    fn from(e: RegistryError) -> Self {
+        BuildError::Registry(Box::new(e))
+    }
+}
+
+/// A stage's result: its config so far, its layers and its build root.
+struct StageResult {
+    config: ConfigBuilder,
+    layers: Vec<StageLayer>,
+    root: Option<Arc<Root>>,
+}
+
+/// A layer of a stage's image, with where it can be mounted from on push.
+#[derive(Debug, Clone)]
+struct StageLayer {
+    digest: Digest,
+    diff_id: Digest,
+    size: u64,
+    media_type: String,
+    mount_from: Option<(String, String)>,
+}
+
+/// Removes the work directory when the build ends, however it ends.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs a build.
+///
+/// # Ambient Authority
+///
+/// Reads the context and Dockerfile, writes the store, the work directory
+/// and the outputs at the paths in `opts`.
+pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
+    let inputs = load_inputs(&opts.context, &opts.dockerfile)?;
+    let file = inputs.dockerfile_path.display().to_string();
+    let df = dockerfile::parse(&inputs.dockerfile, &file)?;
+    let mut plan_opts = PlanOptions::new();
+    plan_opts.build_args = opts.build_args.clone();
+    plan_opts.target = opts.target.clone();
+    if let Some(p) = &opts.platform {
+        plan_opts.target_platform = p.clone();
+    }
+    let first = plan::plan(&df, &plan_opts)?;
+    for w in &first.warnings {
+        let at = w
+            .span
+            .map(|s| format!("{file}:{}:{}: ", s.line, s.col))
+            .unwrap_or_default();
+        let rule = w
+            .rule
+            .as_deref()
+            .map(|r| format!("{r}: "))
+            .unwrap_or_default();
+        tracing::warn!("{at}{rule}{}", w.message);
+    }
+    check_supported(&first, &file)?;
+
+    let store = Arc::new(tokio::task::block_in_place(|| {
+        BlobStore::open(&opts.store_dir)
+    })?);
+    let registry = Registry::new(opts.registry.clone(), Keychain::from_env());
+
+    // Pull every base image the needed stages start from.
+    let mut pulled: HashMap<(String, String), Arc<PulledImage>> = HashMap::new();
+    for &i in &first.order {
+        let stage = &first.stages[i];
+        if let Base::Image(r) = &stage.base {
+            let platform = stage
+                .platform
+                .clone()
+                .unwrap_or_else(|| first.target_platform.clone());
+            let key = (r.clone(), platform.to_string());
+            if pulled.contains_key(&key) {
+                continue;
+            }
+            let reference = parse_reference(r)?;
+            tracing::info!("pulling {reference} for {platform}");
+            let image = registry.pull(&reference, &platform, &store).await?;
+            tracing::info!("pulled {} as {}", image.reference, image.digest);
+            pulled.insert(key, Arc::new(image));
+        }
+    }
+
+    // Plan again, now that the bases' ENV is known.
+    let mut image_configs: HashMap<(String, String), ImageConfig> = HashMap::new();
+    for (key, image) in &pulled {
+        let config = ImageConfig::from_bytes(&image.config_bytes).map_err(|source| {
+            BuildError::BaseConfig {
+                reference: image.reference.to_string(),
+                source,
+            }
+        })?;
+        plan_opts
+            .image_env
+            .insert(key.0.clone(), config.env_pairs());
+        image_configs.insert(key.clone(), config);
+    }
+    let plan = plan::plan(&df, &plan_opts)?;
+
+    std::fs::create_dir_all(&opts.work_dir).map_err(|source| BuildError::WorkDir {
+        path: opts.work_dir.clone(),
+        source,
+    })?;
+    let _cleanup = WorkDir(opts.work_dir.clone());
+
+    let mut results: HashMap<usize, StageResult> = HashMap::new();
+    for &i in &plan.order {
+        let stage = &plan.stages[i];
+        let platform = stage
+            .platform
+            .clone()
+            .unwrap_or_else(|| plan.target_platform.clone());
+        let label = stage.label();
+        let (mut config, layers) = match &stage.base {
+            Base::Scratch => (ConfigBuilder::scratch(&plan.target_platform), Vec::new()),
+            Base::Image(r) => {
+                let key = (r.clone(), platform.to_string());
+                let image = &pulled[&key];
+                let config = ConfigBuilder::from_image(&image_configs[&key]);
+                (config, base_layers(image, &image_configs[&key])?)
+            }
+            Base::Stage(b) => {
+                let parent = &results[b];
+                (
+                    ConfigBuilder::from_stage(&parent.config),
+                    parent.layers.clone(),
+                )
+            }
+        };
+        if opts.platform.is_some() {
+            config = config.with_target_platform(&plan.target_platform);
+        }
+        if !config.base_onbuild_triggers().is_empty() {
+            return Err(BuildError::NotSupported {
+                file: file.clone(),
+                line: stage.line,
+                what: format!(
+                    "running the ONBUILD triggers of the base image of stage {label} ({})",
+                    config.base_onbuild_triggers().join("; ")
+                ),
+            });
+        }
+        let mut result = StageResult {
+            config,
+            layers,
+            root: None,
+        };
+        for step in &stage.steps {
+            match result
+                .config
+                .apply(&step.instruction)
+                .map_err(|source| BuildError::Config {
+                    file: file.clone(),
+                    line: step.line,
+                    source,
+                })? {
+                Applied::Done => {}
+                Applied::Filesystem { created_by } => match &step.instruction {
+                    Instruction::Workdir { .. } => {
+                        let layer = workdir_layer(
+                            &mut result,
+                            &store,
+                            &opts.work_dir.join(format!("stage-{i}")),
+                            &label,
+                            opts,
+                        )
+                        .await?;
+                        let made = layer.is_some();
+                        if let Some(l) = layer {
+                            result.layers.push(l);
+                        }
+                        result.config.add_history(created_by, made);
+                    }
+                    other => {
+                        return Err(BuildError::NotSupported {
+                            file: file.clone(),
+                            line: step.line,
+                            what: other.keyword().to_string(),
+                        });
+                    }
+                },
+            }
+        }
+        results.insert(i, result);
+    }
+
+    let target = results
+        .remove(&plan.target)
+        .expect("the target stage is built last");
+    let image = assemble(target, &store, opts)?;
+    deliver(&image, &store, &registry, opts, plan).await
+}
+
+/// Fails early, naming the line, when a needed stage uses what kiln cannot
+/// run yet.
+fn check_supported(plan: &Plan, file: &str) -> Result<(), BuildError> {
+    for &i in &plan.order {
+        for step in &plan.stages[i].steps {
+            if matches!(step.instruction, Instruction::Run(_) | Instruction::Copy(_)) {
+                return Err(BuildError::NotSupported {
+                    file: file.to_string(),
+                    line: step.line,
+                    what: format!(
+                        "{} (building stages with RUN, COPY or ADD)",
+                        step.instruction.keyword()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn base_layers(image: &PulledImage, config: &ImageConfig) -> Result<Vec<StageLayer>, BuildError> {
+    let diff_ids = config.diff_ids();
+    if diff_ids.len() != image.layers.len() {
+        return Err(BuildError::InvalidImage {
+            reference: image.reference.to_string(),
+            reason: format!(
+                "the config lists {} diff_ids for {} layers",
+                diff_ids.len(),
+                image.layers.len()
+            ),
+        });
+    }
+    let repository = (
+        image.source.resolve_registry().to_string(),
+        image.source.repository().to_string(),
+    );
+    image
+        .layers
+        .iter()
+        .zip(diff_ids)
+        .map(|(d, diff_id)| {
+            let digest: Digest =
+                d.digest()
+                    .to_string()
+                    .parse()
+                    .map_err(|_| BuildError::InvalidImage {
+                        reference: image.reference.to_string(),
+                        reason: format!("layer digest {} is not valid", d.digest()),
+                    })?;
+            Ok(StageLayer {
+                digest,
+                diff_id: diff_id.clone(),
+                size: d.size(),
+                media_type: d.media_type().to_string(),
+                mount_from: Some(repository.clone()),
+            })
+        })
+        .collect()
+}
+
+/// The stage's build root, unpacked from its layers the first time it is
+/// needed.
+async fn root_of(
+    result: &mut StageResult,
+    store: &Arc<BlobStore>,
+    path: &Path,
+    stage: &str,
+) -> Result<Arc<Root>, BuildError> {
+    if let Some(root) = &result.root {
+        return Ok(root.clone());
+    }
+    let layers = result.layers.clone();
+    let store = store.clone();
+    let path = path.to_path_buf();
+    let stage_name = stage.to_string();
+    let root = tokio::task::spawn_blocking(move || -> Result<Root, BuildError> {
+        let rootfs_err = |source| BuildError::Rootfs {
+            stage: stage_name.clone(),
+            source,
+        };
+        let root = Root::create(&path).map_err(rootfs_err)?;
+        for l in &layers {
+            let compression =
+                media::layer_compression(&l.media_type).unwrap_or(media::Compression::Gzip);
+            let blob = store.open_blob(&l.digest)?;
+            let report = root
+                .apply_layer(std::io::BufReader::new(blob), compression)
+                .map_err(rootfs_err)?;
+            for line in report.skipped {
+                tracing::warn!("layer {}: {line}", l.digest.short());
+            }
+        }
+        Ok(root)
+    })
+    .await??;
+    let root = Arc::new(root);
+    result.root = Some(root.clone());
+    Ok(root)
+}
+
+/// WORKDIR: creates the directory (and missing parents) owned by the
+/// current USER, and makes a layer of what it created — none when it
+/// existed, as BuildKit's diff would be empty.
+async fn workdir_layer(
+    result: &mut StageResult,
+    store: &Arc<BlobStore>,
+    root_path: &Path,
+    stage: &str,
+    opts: &BuildOptions,
+) -> Result<Option<StageLayer>, BuildError> {
+    let root = root_of(result, store, root_path, stage).await?;
+    let dir = result.config.working_dir().to_string();
+    let user = result.config.user().to_string();
+    let store = store.clone();
+    let compression = opts.compression;
+    let media_types = opts.media_types;
+    let stage = stage.to_string();
+    tokio::task::spawn_blocking(move || -> Result<Option<StageLayer>, BuildError> {
+        let rootfs_err = |source| BuildError::Rootfs {
+            stage: stage.clone(),
+            source,
+        };
+        let owner = if user.is_empty() {
+            None
+        } else {
+            let (uid, gid, _) = rootfs::lookup_user(&root, &user).map_err(rootfs_err)?;
+            Some((uid, gid))
+        };
+        let created = root.mkdir_all(&dir, owner).map_err(rootfs_err)?;
+        if created.is_empty() {
+            return Ok(None);
+        }
+        let mtime = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut writer = LayerWriter::new(&store, compression, media_types)?;
+        for path in &created {
+            let mut meta = EntryMeta::with_mode(0o755);
+            meta.mtime = mtime;
+            if let Some((uid, gid)) = owner {
+                meta.uid = u64::from(uid);
+                meta.gid = u64::from(gid);
+            }
+            writer.add_dir(path, &meta)?;
+        }
+        let layer = writer.finish()?;
+        Ok(Some(StageLayer {
+            digest: layer.digest,
+            diff_id: layer.diff_id,
+            size: layer.size,
+            media_type: layer.media_type.to_string(),
+            mount_from: None,
+        }))
+    })
+    .await?
+}
+
+/// The assembled image: blobs in the store, and what pushing needs.
+struct Assembled {
+    blobs: ImageBlobs,
+    layers: Vec<StageLayer>,
+    config_descriptor: manifest::Descriptor,
+}
+
+fn assemble(
+    target: StageResult,
+    store: &BlobStore,
+    opts: &BuildOptions,
+) -> Result<Assembled, BuildError> {
+    let diff_ids = target.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let config = target
+        .config
+        .with_build_labels(opts.labels.clone())
+        .finish(diff_ids, None);
+    let config_bytes = config.to_bytes();
+    let config_digest = store.put(&config_bytes)?;
+    let config_descriptor = manifest::config_descriptor(opts.media_types, &config_bytes);
+    let manifest_layers: Vec<ManifestLayer> = target
+        .layers
+        .iter()
+        .map(|l| ManifestLayer {
+            digest: l.digest.clone(),
+            size: l.size,
+            compression: media::layer_compression(&l.media_type)
+                .unwrap_or(media::Compression::Gzip),
+            annotations: BTreeMap::new(),
+        })
+        .collect();
+    let built = manifest::build_manifest(
+        opts.media_types,
+        &config_descriptor,
+        &manifest_layers,
+        &BTreeMap::new(),
+    )?;
+    store.put(&built.bytes)?;
+    let manifest_doc = manifest::Manifest::from_bytes(&built.bytes)?;
+    let layer_refs = target
+        .layers
+        .iter()
+        .zip(&manifest_doc.layers)
+        .map(|(l, d)| LayerRef {
+            digest: l.digest.clone(),
+            diff_id: l.diff_id.clone(),
+            size: l.size,
+            media_type: d.media_type.clone(),
+        })
+        .collect();
+    Ok(Assembled {
+        blobs: ImageBlobs {
+            manifest: built.bytes,
+            manifest_digest: built.digest,
+            manifest_media_type: built.media_type.to_string(),
+            config: config_bytes,
+            config_digest,
+            layers: layer_refs,
+        },
+        layers: target.layers,
+        config_descriptor,
+    })
+}
+
+async fn deliver(
+    image: &Assembled,
+    store: &BlobStore,
+    registry: &Registry,
+    opts: &BuildOptions,
+    plan: Plan,
+) -> Result<BuildOutcome, BuildError> {
+    let destinations: Vec<_> = opts
+        .destinations
+        .iter()
+        .map(|d| {
+            parse_reference(d).map_err(|source| BuildError::Destination {
+                destination: d.clone(),
+                source: Box::new(source),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let blobs = &image.blobs;
+    if let Some(path) = &opts.tar_path {
+        let tags = output::docker_archive_repo_tags(&opts.destinations)?;
+        tokio::task::block_in_place(|| output::write_docker_archive(path, blobs, store, &tags))?;
+        tracing::info!("wrote {}", path.display());
+    }
+    if let Some(path) = &opts.oci_layout_path {
+        let ref_name = destinations
+            .first()
+            .and_then(|d| d.tag().map(str::to_string));
+        tokio::task::block_in_place(|| {
+            output::write_oci_layout(path, blobs, store, ref_name.as_deref())
+        })?;
+        tracing::info!("wrote OCI layout {}", path.display());
+    }
+    let mut pushed = Vec::new();
+    if !opts.no_push {
+        for dest in &destinations {
+            let to_push = ImageToPush {
+                manifest_bytes: blobs.manifest.clone(),
+                manifest_media_type: blobs.manifest_media_type.clone(),
+                config: oci_descriptor(
+                    &image.config_descriptor.media_type,
+                    &blobs.config_digest,
+                    blobs.config.len() as u64,
+                )?,
+                layers: image
+                    .layers
+                    .iter()
+                    .zip(&blobs.layers)
+                    .map(|(l, r)| {
+                        Ok(LayerToPush {
+                            descriptor: oci_descriptor(&r.media_type, &l.digest, l.size)?,
+                            mount_from: l.mount_from.as_ref().and_then(|(host, repo)| {
+                                (host == dest.resolve_registry()).then(|| repo.clone())
+                            }),
+                        })
+                    })
+                    .collect::<Result<_, BuildError>>()?,
+                extra_tags: Vec::new(),
+            };
+            let digest = registry.push(dest, &to_push, store).await?;
+            tracing::info!("pushed {dest} ({digest})");
+            pushed.push(dest.to_string());
+        }
+    }
+    output::write_digest_files(
+        opts.digest_file.as_deref(),
+        opts.image_name_with_digest_file.as_deref(),
+        opts.image_name_tag_with_digest_file.as_deref(),
+        &opts.destinations,
+        &blobs.manifest_digest,
+    )?;
+    Ok(BuildOutcome {
+        digest: blobs.manifest_digest.clone(),
+        manifest_media_type: blobs.manifest_media_type.clone(),
+        pushed,
+        layers: image.layers.len(),
+        plan,
+    })
+}
+
+fn oci_descriptor(
+    media_type: &str,
+    digest: &Digest,
+    size: u64,
+) -> Result<oci_spec::image::Descriptor, BuildError> {
+    let d: oci_spec::image::Digest =
+        digest
+            .to_string()
+            .parse()
+            .map_err(|_| BuildError::InvalidImage {
+                reference: digest.to_string(),
+                reason: "digest not accepted by oci-spec".into(),
+            })?;
+    Ok(oci_spec::image::Descriptor::new(
+        oci_spec::image::MediaType::from(media_type),
+        size,
+        d,
+    ))
+}
