@@ -491,3 +491,79 @@ fn missing_base_image_and_missing_destination() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("--no-push"), "{}", r.stderr);
 }
+
+#[test]
+fn docker_schema2_and_zstd_bases_are_pulled_and_unpacked() {
+    if !require(TOOLS) {
+        return;
+    }
+    let reg = Registry::start_plain();
+    push_busybox(&reg, "base/busybox:1");
+    // The same image with Docker schema 2 media types, copied by skopeo.
+    tools::skopeo_copy(
+        &reg.docker_ref("base/busybox:1"),
+        &reg.docker_ref("base/busybox:v2s2"),
+        &tools::CopyOptions {
+            src: plain_access(),
+            dest: plain_access(),
+            format: Some("v2s2".into()),
+            ..Default::default()
+        },
+    );
+    let raw = tools::skopeo_inspect_raw(&reg.docker_ref("base/busybox:v2s2"), &plain_access());
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let host = reg.host();
+    let b = Build::new(
+        "v2s2",
+        &format!(
+            "FROM {}\nWORKDIR /from-v2s2\n",
+            reg.image_ref("base/busybox:v2s2")
+        ),
+    );
+    let zstd_image = reg.image_ref("out/zstd:1");
+    let r = b.run(&[
+        "--destination",
+        &zstd_image,
+        "--insecure-registry",
+        &host,
+        "--compression",
+        "zstd",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    // A base whose top layer is zstd must be unpacked to make the next
+    // WORKDIR: the unpacked tree has both directories.
+    let b2 = Build::new(
+        "zstd-base",
+        &format!("FROM {zstd_image}\nWORKDIR /from-zstd\n"),
+    );
+    let layout = b2.path("layout");
+    let r = b2.run(&[
+        "--no-push",
+        "--insecure-registry",
+        &host,
+        "--oci-layout-path",
+        layout.to_str().unwrap(),
+        "--destination",
+        "local/zstd:t",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let raw = tools::skopeo_inspect_raw(&format!("oci:{}:t", layout.display()), &plain_access());
+    let types: Vec<&str> = raw["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        ]
+    );
+}
