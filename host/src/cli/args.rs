@@ -1490,10 +1490,7 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(
-            b.not_yet_supported(),
-            ["--destination", "--tar-path", "--cache", "--cache-repo"]
-        );
+        assert_eq!(b.not_yet_supported(), ["--cache", "--cache-repo"]);
         assert_eq!(b.unsupported_context_scheme(), None);
     }
 
@@ -1757,10 +1754,15 @@ mod tests {
         ]);
         assert_eq!(b.not_yet_supported(), Vec::<&str>::new());
 
-        let b = build(&["--destination=reg/x:1", "--reproducible", "--cache-ttl=1h"]);
+        let b = build(&[
+            "--destination=reg/x:1",
+            "--reproducible",
+            "--cache-ttl=1h",
+            "--registry-client-cert=reg=/c,/k",
+        ]);
         assert_eq!(
             b.not_yet_supported(),
-            ["--destination", "--reproducible", "--cache-ttl"]
+            ["--reproducible", "--registry-client-cert", "--cache-ttl"]
         );
 
         // Setting a flag to its default is not a request for the feature.
