@@ -488,7 +488,11 @@ impl Copier<'_> {
 
     /// Resolves `path` (cleaned components) in the source, following every
     /// symlink. `Ok(None)` when something is missing.
-    fn resolve_src(&self, written: &str, path: &[String]) -> Result<Option<Vec<OsString>>, CopyError> {
+    fn resolve_src(
+        &self,
+        written: &str,
+        path: &[String],
+    ) -> Result<Option<Vec<OsString>>, CopyError> {
         let mut pending: Vec<OsString> = path.iter().rev().map(OsString::from).collect();
         let mut names: Vec<OsString> = Vec::new();
         let mut links = 0u32;
@@ -773,7 +777,10 @@ impl Copier<'_> {
             && FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
         {
             let mut f = sparent
-                .open_with(sname, OpenOptions::new().read(true).custom_flags(nofollow()))
+                .open_with(
+                    sname,
+                    OpenOptions::new().read(true).custom_flags(nofollow()),
+                )
                 .map_err(self.src_err(real, "open"))?;
             if let Some(format) = archive::sniff(&mut f).map_err(self.src_err(real, "read"))? {
                 let (_, dcomps) = self.ensure_dir(dest)?;
@@ -909,28 +916,20 @@ impl Copier<'_> {
                 PMatch::No => {}
                 PMatch::Partial => {
                     if dir {
-                        let sub = walk::open_dir_nofollow(
-                            sdir,
-                            Name::new(&name).expect("a listed name"),
-                        )
-                        .map_err(self.src_err(&real, "open"))?;
+                        let sub =
+                            walk::open_dir_nofollow(sdir, Name::new(&name).expect("a listed name"))
+                                .map_err(self.src_err(&real, "open"))?;
                         rel.push((name.clone(), st));
-                        self.parents_walk(
-                            &sub,
-                            &real,
-                            pattern,
-                            rel,
-                            droot,
-                            droot_comps,
-                            matched,
-                        )?;
+                        self.parents_walk(&sub, &real, pattern, rel, droot, droot_comps, matched)?;
                         rel.pop();
                     }
                 }
                 PMatch::Full => {
                     *matched = true;
                     // The parents, created with the source's metadata.
-                    let mut ddir = droot.try_clone().map_err(self.dest_err(droot_comps, "open"))?;
+                    let mut ddir = droot
+                        .try_clone()
+                        .map_err(self.dest_err(droot_comps, "open"))?;
                     let mut dcomps = droot_comps.to_vec();
                     for (pname, pst) in rel.iter() {
                         dcomps.push(pname.clone());
@@ -1067,7 +1066,10 @@ impl Copier<'_> {
                     return Ok(());
                 }
                 let mut from = sdir
-                    .open_with(sname, OpenOptions::new().read(true).custom_flags(nofollow()))
+                    .open_with(
+                        sname,
+                        OpenOptions::new().read(true).custom_flags(nofollow()),
+                    )
                     .map_err(self.src_err(sreal, "open"))?;
                 let mut to = ddir
                     .open_with(
@@ -1110,8 +1112,7 @@ impl Copier<'_> {
             }
             ft @ (FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice) => {
                 self.clear_for_file(ddir, dn, &dcomps)?;
-                match rustix::fs::mknodat(ddir, dn.as_os_str(), ft, Mode::from(0o600), st.st_rdev)
-                {
+                match rustix::fs::mknodat(ddir, dn.as_os_str(), ft, Mode::from(0o600), st.st_rdev) {
                     Ok(()) => {}
                     Err(Errno::PERM) => {
                         tracing::warn!(
@@ -1122,9 +1123,12 @@ impl Copier<'_> {
                     }
                     Err(e) => return Err(self.dest_err(&dcomps, "create node")(e.into())),
                 }
-                let f = walk::open_plain_dir(self.root.dir(), &walk::rel_path(&dcomps[..dcomps.len() - 1]))
-                    .map_err(self.dest_err(&dcomps, "open"))?
-                    .ok_or_else(|| self.conflict(&dcomps, "its directory vanished"))?;
+                let f = walk::open_plain_dir(
+                    self.root.dir(),
+                    &walk::rel_path(&dcomps[..dcomps.len() - 1]),
+                )
+                .map_err(self.dest_err(&dcomps, "open"))?
+                .ok_or_else(|| self.conflict(&dcomps, "its directory vanished"))?;
                 let owner = self.owner_of(st);
                 if self.chown_ok
                     && let Err(e) = rustix::fs::chownat(
@@ -1137,8 +1141,13 @@ impl Copier<'_> {
                 {
                     self.chown_failed(e, &dcomps)?;
                 }
-                rustix::fs::chmodat(&f, dn.as_os_str(), Mode::from(self.mode_of(st, false)), AtFlags::empty())
-                    .map_err(|e| self.dest_err(&dcomps, "chmod")(e.into()))?;
+                rustix::fs::chmodat(
+                    &f,
+                    dn.as_os_str(),
+                    Mode::from(self.mode_of(st, false)),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| self.dest_err(&dcomps, "chmod")(e.into()))?;
             }
             _ => {
                 tracing::warn!(
@@ -1154,7 +1163,12 @@ impl Copier<'_> {
 
     /// Makes room for a non-directory at `name`: a directory there is an
     /// error, anything else is removed.
-    fn clear_for_file(&self, dir: &Dir, name: Name<'_>, dcomps: &[OsString]) -> Result<(), CopyError> {
+    fn clear_for_file(
+        &self,
+        dir: &Dir,
+        name: Name<'_>,
+        dcomps: &[OsString],
+    ) -> Result<(), CopyError> {
         match walk::lstat(dir, name).map_err(self.dest_err(dcomps, "inspect"))? {
             None => Ok(()),
             Some(s) if is_dir(&s) => {

@@ -351,15 +351,14 @@ impl Root {
         let Some(st) = walk::lstat(&dir, n).map_err(|e| io_err("stat", e))? else {
             return Ok(None);
         };
-        let target = if rustix::fs::FileType::from_raw_mode(st.st_mode)
-            == rustix::fs::FileType::Symlink
-        {
-            let t = rustix::fs::readlinkat(&dir, n.as_os_str(), Vec::new())
-                .map_err(|e| io_err("read the link", e.into()))?;
-            Some(PathBuf::from(OsStr::from_bytes(t.as_bytes())))
-        } else {
-            None
-        };
+        let target =
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
+                let t = rustix::fs::readlinkat(&dir, n.as_os_str(), Vec::new())
+                    .map_err(|e| io_err("read the link", e.into()))?;
+                Some(PathBuf::from(OsStr::from_bytes(t.as_bytes())))
+            } else {
+                None
+            };
         Ok(Some(EntryStat::from_stat(&st, target)))
     }
 
@@ -403,8 +402,8 @@ impl Root {
             return Ok(Some((self.dir.try_clone().map_err(io_err)?, None)));
         };
         let parent = parents.join(&b'/');
-        let Some(dir) =
-            walk::open_plain_dir(&self.dir, Path::new(OsStr::from_bytes(&parent))).map_err(io_err)?
+        let Some(dir) = walk::open_plain_dir(&self.dir, Path::new(OsStr::from_bytes(&parent)))
+            .map_err(io_err)?
         else {
             return Ok(None);
         };

@@ -199,18 +199,18 @@ impl<'r> Unpacker<'r> {
     ) -> Self {
         let privileged = !root.options.unprivileged;
         Unpacker {
-        root,
-        unpacked: HashSet::new(),
-        dirs: BTreeMap::new(),
-        skips: Skips::default(),
-        chown: privileged,
-        mknod: privileged,
-        caps: privileged,
-        why: if privileged {
-            "not permitted"
-        } else {
-            "unprivileged mode"
-        },
+            root,
+            unpacked: HashSet::new(),
+            dirs: BTreeMap::new(),
+            skips: Skips::default(),
+            chown: privileged,
+            mknod: privileged,
+            caps: privileged,
+            why: if privileged {
+                "not permitted"
+            } else {
+                "unprivileged mode"
+            },
             prefix,
             archive,
             owner_override,
