@@ -1,7 +1,11 @@
 //! The build root: a `cap_std::fs::Dir` that every layer unpack, COPY/ADD,
 //! ownership change and user lookup goes through.
 //!
-//! May use: `image` (media types). Never: paths outside its `Dir`, the
+//! COPY and ADD (module `copy`, [`copy_into`]) read a build context or
+//! another root and write here, returning the exact [`ChangeSet`].
+//!
+//! May use: `image` (media types), `plan` (the typed COPY), `dockerfile`
+//! (`.dockerignore` and Go glob matching). Never: paths outside its `Dir`, the
 //! network, tokio. The code is synchronous; async callers use
 //! `spawn_blocking`.
 //!
