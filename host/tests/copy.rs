@@ -886,3 +886,56 @@ fn write_changes_emits_exactly_the_change_set() {
     assert_eq!(seen[3].1, tar::EntryType::Symlink);
     assert_eq!(seen[3].3.as_deref(), Some("f"));
 }
+
+#[test]
+fn relative_links_that_stay_inside_the_context_are_followed() {
+    let env = Env::new();
+    env.file("a.txt", "top", 0o644).dir("sub", 0o755);
+    symlink("../a.txt", env.ctx.join("sub/up")).unwrap();
+    symlink("sub/up", env.ctx.join("chain")).unwrap();
+    env.run(&cp(&["sub/up"], "/one")).unwrap();
+    env.run(&cp(&["chain"], "/two")).unwrap();
+    assert_eq!(env.read("/one"), "top");
+    assert_eq!(env.read("/two"), "top");
+}
+
+#[test]
+fn add_extracts_through_a_hostile_dest_symlink_inside_the_root() {
+    let env = Env::new();
+    fs::write(env.ctx.join("a.tar"), sample_tar()).unwrap();
+    symlink("/", env.at("/evil")).unwrap();
+    let changes = env.run(&add(&["a.tar"], "/evil/opt/")).unwrap();
+    assert!(
+        changes.paths.contains(&"/opt/pkg/file".to_string()),
+        "{changes:?}"
+    );
+    assert_eq!(env.read("/opt/pkg/file"), "hello");
+}
+
+#[test]
+fn unprivileged_roots_skip_ownership_without_failing() {
+    let env = Env::new();
+    let root = Root::open(&env.root_path)
+        .unwrap()
+        .with_options(kiln::rootfs::RootOptions { unprivileged: true });
+    env.file("f", "f", 0o600);
+    let dir = Dir::open_ambient_dir(&env.ctx, ambient_authority()).unwrap();
+    let c = cp(&["f"], "/u/");
+    copy_into(
+        &root,
+        &CopyRequest {
+            copy: &c,
+            source: CopySource::Context {
+                dir: &dir,
+                ignore: &env.ignore,
+            },
+            workdir: "/",
+            chown: Some((4321, 4321)),
+            mtime_now: NOW,
+        },
+    )
+    .unwrap();
+    let me = rustix::process::geteuid().as_raw();
+    assert_eq!(env.meta("/u/f").uid(), me, "owners are left as created");
+    assert_eq!(env.mode("/u/f"), 0o600);
+}
