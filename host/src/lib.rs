@@ -12,8 +12,8 @@
 //! | [`image`] | digests, platforms, media types, OCI configs and manifests; pure | nothing else in kiln |
 //! | [`registry`] | references, credentials, pull/push, mirrors, retries; async over `oci-client` | `image`, `store` |
 //! | [`store`] | the local content-addressed blob store (verify, then rename into place) | `image` |
-//! | [`rootfs`] | the build root as a `cap_std::fs::Dir`: streaming layer unpack (whiteouts, links, modes, owners), chroot-style path resolution, WORKDIR, user lookup | `image` |
-//! | [`snapshot`] | layer tars: typed entries, whiteouts, PAX, mtime clamp → compress → digest → store | `image`, `store` |
+//! | [`rootfs`] | the build root as a `cap_std::fs::Dir`: streaming layer unpack (whiteouts, links, modes, owners), chroot-style path resolution, WORKDIR, user lookup, COPY/ADD with an exact change set (context with `.dockerignore` or `--from` root; ADD archive extraction) | `image`, `plan`, `dockerfile` (ignore, glob) |
+//! | [`snapshot`] | layer tars: typed entries, whiteouts, PAX, mtime clamp → compress → digest → store; a layer from a COPY/ADD change set | `image`, `store`, `rootfs` |
 //! | [`output`] | docker-archive tarball, OCI image layout, digest files; atomic on disk | `image`, `store` |
 //! | [`build`] | the executor: reads inputs, drives the modules above | all of the above |
 //!

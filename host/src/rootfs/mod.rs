@@ -1,7 +1,11 @@
 //! The build root: a `cap_std::fs::Dir` that every layer unpack, COPY/ADD,
 //! ownership change and user lookup goes through.
 //!
-//! May use: `image` (media types). Never: paths outside its `Dir`, the
+//! COPY and ADD (module `copy`, [`copy_into`]) read a build context or
+//! another root and write here, returning the exact [`ChangeSet`].
+//!
+//! May use: `image` (media types), `plan` (the typed COPY), `dockerfile`
+//! (`.dockerignore` and Go glob matching). Never: paths outside its `Dir`, the
 //! network, tokio. The code is synchronous; async callers use
 //! `spawn_blocking`.
 //!
@@ -36,10 +40,13 @@
 //! | NUL in a name | refused |
 //! | component longer than the filesystem allows | the kernel's `ENAMETOOLONG`, naming the entry |
 
+mod archive;
+mod copy;
 mod unpack;
 mod users;
 mod walk;
 
+pub use copy::{ChangeSet, CopyError, CopyRequest, CopySource, copy_into};
 pub use unpack::LayerReport;
 pub use users::{lookup_group, lookup_user};
 pub use walk::ResolveError;
@@ -272,6 +279,15 @@ impl Root {
         path: &str,
         owner: Option<(u32, u32)>,
     ) -> Result<Vec<String>, RootfsError> {
+        Ok(self.mkdir_all_handle(path, owner)?.1)
+    }
+
+    /// [`Root::mkdir_all`], also returning the handle on the directory.
+    fn mkdir_all_handle(
+        &self,
+        path: &str,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(walk::Resolved, Vec<String>), RootfsError> {
         let (uid, gid) = owner.unwrap_or((0, 0));
         let mut created = Vec::new();
         let mut chown_ok = !self.options.unprivileged;
@@ -299,7 +315,7 @@ impl Root {
             created.push(at.to_owned());
             Ok(())
         };
-        walk::walk_dir(
+        let (resolved, _) = walk::walk_dir(
             &self.dir,
             path.as_bytes(),
             &mut Missing::Create(&mut on_create),
@@ -308,7 +324,94 @@ impl Root {
             path: path.to_owned(),
             source,
         })?;
-        Ok(created)
+        Ok((resolved, created))
+    }
+
+    /// Metadata of the entry at `path`, a real path (as in a
+    /// [`ChangeSet`]): no component is followed if it is a symlink, so a
+    /// path through a symlink reads as absent. `None` when absent.
+    pub fn lstat(&self, path: &str) -> Result<Option<EntryStat>, RootfsError> {
+        let Some((dir, name)) = self.plain_parent(path)? else {
+            return Ok(None);
+        };
+        let Some(name) = name else {
+            let st = rustix::fs::fstat(&dir).map_err(|e| RootfsError::Io {
+                path: path.to_owned(),
+                action: "stat",
+                source: e.into(),
+            })?;
+            return Ok(Some(EntryStat::from_stat(&st, None)));
+        };
+        let n = Name::new(&name).ok_or_else(|| RootfsError::Io {
+            path: path.to_owned(),
+            action: "stat",
+            source: io::ErrorKind::InvalidInput.into(),
+        })?;
+        let io_err = |action, source| RootfsError::Io {
+            path: path.to_owned(),
+            action,
+            source,
+        };
+        let Some(st) = walk::lstat(&dir, n).map_err(|e| io_err("stat", e))? else {
+            return Ok(None);
+        };
+        let target =
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
+                let t = rustix::fs::readlinkat(&dir, n.as_os_str(), Vec::new())
+                    .map_err(|e| io_err("read the link", e.into()))?;
+                Some(PathBuf::from(OsStr::from_bytes(t.as_bytes())))
+            } else {
+                None
+            };
+        Ok(Some(EntryStat::from_stat(&st, target)))
+    }
+
+    /// Opens the regular file at `path`, a real path (no component is
+    /// followed if it is a symlink).
+    pub fn open_file(&self, path: &str) -> Result<cap_std::fs::File, RootfsError> {
+        let io_err = |source| RootfsError::Io {
+            path: path.to_owned(),
+            action: "open",
+            source,
+        };
+        let (dir, name) = self
+            .plain_parent(path)?
+            .ok_or_else(|| io_err(io::ErrorKind::NotFound.into()))?;
+        let name = name.ok_or_else(|| io_err(io::ErrorKind::IsADirectory.into()))?;
+        dir.open_with(
+            Path::new(&name),
+            cap_std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags_nofollow(),
+        )
+        .map_err(io_err)
+    }
+
+    /// The parent directory of a real path, opened without following any
+    /// symlink, and the final name (`None` for the root itself).
+    fn plain_parent(
+        &self,
+        path: &str,
+    ) -> Result<Option<(Dir, Option<std::ffi::OsString>)>, RootfsError> {
+        let comps: Vec<&[u8]> = walk::split(path.as_bytes()).collect();
+        let io_err = |source| RootfsError::Io {
+            path: path.to_owned(),
+            action: "open the parent of",
+            source,
+        };
+        if comps.iter().any(|c| *c == b"..") {
+            return Err(io_err(io::ErrorKind::InvalidInput.into()));
+        }
+        let Some((last, parents)) = comps.split_last() else {
+            return Ok(Some((self.dir.try_clone().map_err(io_err)?, None)));
+        };
+        let parent = parents.join(&b'/');
+        let Some(dir) = walk::open_plain_dir(&self.dir, Path::new(OsStr::from_bytes(&parent)))
+            .map_err(io_err)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((dir, Some(OsStr::from_bytes(last).to_os_string()))))
     }
 
     /// Reads a file inside the root (symlinks resolved inside), e.g.
@@ -356,6 +459,77 @@ impl Root {
         let mut file = file;
         file.read_to_end(&mut buf).map_err(io_err)?;
         Ok(Some(buf))
+    }
+}
+
+/// What kind of entry an [`EntryStat`] describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File,
+    /// A symbolic link, with its target byte for byte.
+    Symlink(PathBuf),
+    /// A named pipe.
+    Fifo,
+    /// A character device (`rdev`).
+    Char(u64),
+    /// A block device (`rdev`).
+    Block(u64),
+    /// A socket or anything else a layer cannot carry.
+    Other,
+}
+
+/// The metadata of one entry of the root, as [`Root::lstat`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryStat {
+    /// The kind.
+    pub kind: EntryKind,
+    /// Permission, set-id and sticky bits (`0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+    /// Nanoseconds of the modification time.
+    pub mtime_nsec: i64,
+    /// Hard link count.
+    pub nlink: u64,
+    /// Device of the inode.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+}
+
+impl EntryStat {
+    fn from_stat(st: &rustix::fs::Stat, target: Option<PathBuf>) -> Self {
+        use rustix::fs::FileType;
+        let kind = match (FileType::from_raw_mode(st.st_mode), target) {
+            (FileType::Directory, _) => EntryKind::Dir,
+            (FileType::RegularFile, _) => EntryKind::File,
+            (FileType::Symlink, Some(t)) => EntryKind::Symlink(t),
+            (FileType::Fifo, _) => EntryKind::Fifo,
+            (FileType::CharacterDevice, _) => EntryKind::Char(st.st_rdev),
+            (FileType::BlockDevice, _) => EntryKind::Block(st.st_rdev),
+            _ => EntryKind::Other,
+        };
+        Self {
+            kind,
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime: st.st_mtime,
+            mtime_nsec: i64::try_from(st.st_mtime_nsec).unwrap_or(0),
+            nlink: st.st_nlink,
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
     }
 }
 

@@ -105,6 +105,13 @@ struct Unpacker<'r> {
     caps: bool,
     /// Why privileged operations are skipped, for the report.
     why: &'static str,
+    /// Components prepended to every entry name (ADD extracts under its
+    /// destination); empty for layers.
+    prefix: Vec<OsString>,
+    /// An ADD archive rather than a layer: `.wh.` names are plain files.
+    archive: bool,
+    /// `ADD --chown`: replaces the owners the tar gives.
+    owner_override: Option<(u32, u32)>,
 }
 
 pub(super) fn apply(
@@ -127,21 +134,7 @@ pub(super) fn apply(
             })?)
         }
     };
-    let privileged = !root.options.unprivileged;
-    let mut u = Unpacker {
-        root,
-        unpacked: HashSet::new(),
-        dirs: BTreeMap::new(),
-        skips: Skips::default(),
-        chown: privileged,
-        mknod: privileged,
-        caps: privileged,
-        why: if privileged {
-            "not permitted"
-        } else {
-            "unprivileged mode"
-        },
-    };
+    let mut u = Unpacker::new(root, Vec::new(), false, None);
     let mut archive = tar::Archive::new(reader);
     let mut report = LayerReport::default();
     let mut last: Option<String> = None;
@@ -162,6 +155,67 @@ pub(super) fn apply(
         tracing::warn!(root = %root.path.display(), "layer: {line}");
     }
     Ok(report)
+}
+
+/// Extracts a plain (already decompressed) tar archive under the real
+/// directory `prefix` of the root, as `ADD` does with a local archive: like
+/// `tar -x` into an existing tree (no whiteouts), owners from the tar unless
+/// `owner` overrides them. Returns the real paths (relative to the root)
+/// written, with their ancestors.
+pub(super) fn extract(
+    root: &Root,
+    reader: impl Read,
+    prefix: Vec<OsString>,
+    owner: Option<(u32, u32)>,
+) -> Result<HashSet<PathBuf>, RootfsError> {
+    let mut u = Unpacker::new(root, prefix, true, owner);
+    let mut archive = tar::Archive::new(BufReader::with_capacity(128 * 1024, reader));
+    let mut last: Option<String> = None;
+    let read_err = |last: &Option<String>, source| RootfsError::ReadLayer {
+        after: last.clone(),
+        source,
+    };
+    for entry in archive.entries().map_err(|e| read_err(&last, e))? {
+        let entry = entry.map_err(|e| read_err(&last, e))?;
+        let name = lossy(&entry.path_bytes());
+        u.entry(entry, &name)?;
+        last = Some(name);
+    }
+    u.finish_dirs()?;
+    let mut skipped = Vec::new();
+    u.report(&mut skipped);
+    for line in &skipped {
+        tracing::warn!(root = %root.path.display(), "archive: {line}");
+    }
+    Ok(u.unpacked)
+}
+
+impl<'r> Unpacker<'r> {
+    fn new(
+        root: &'r Root,
+        prefix: Vec<OsString>,
+        archive: bool,
+        owner_override: Option<(u32, u32)>,
+    ) -> Self {
+        let privileged = !root.options.unprivileged;
+        Unpacker {
+            root,
+            unpacked: HashSet::new(),
+            dirs: BTreeMap::new(),
+            skips: Skips::default(),
+            chown: privileged,
+            mknod: privileged,
+            caps: privileged,
+            why: if privileged {
+                "not permitted"
+            } else {
+                "unprivileged mode"
+            },
+            prefix,
+            archive,
+            owner_override,
+        }
+    }
 }
 
 /// The components of an entry name: leading `/` stripped, `.` dropped,
@@ -248,24 +302,29 @@ impl Unpacker<'_> {
             entry: name.to_owned(),
             reason,
         };
-        let comps = normalize(&e.path_bytes()).map_err(unsafe_entry)?;
-        let Some((base, parents)) = comps.split_last() else {
+        let mut comps = normalize(&e.path_bytes()).map_err(unsafe_entry)?;
+        if comps.is_empty() {
             // The root itself ("./"): nothing to create, as containerd.
+            return Ok(());
+        }
+        if !self.prefix.is_empty() {
+            comps.splice(0..0, self.prefix.iter().cloned());
+        }
+        let Some((base, parents)) = comps.split_last() else {
             return Ok(());
         };
         let base_b = base.as_bytes();
-        if parents.iter().any(|p| p.as_bytes().starts_with(WHITEOUT)) {
+        if self.archive {
+            // `tar -x`: no whiteouts, every name is a plain name.
+        } else if parents.iter().any(|p| p.as_bytes().starts_with(WHITEOUT)) {
             self.skips.aufs_meta.hit(name);
             return Ok(());
-        }
-        if base_b == OPAQUE {
+        } else if base_b == OPAQUE {
             return self.opaque(parents, name);
-        }
-        if base_b.starts_with(WHITEOUT_META) {
+        } else if base_b.starts_with(WHITEOUT_META) {
             self.skips.aufs_meta.hit(name);
             return Ok(());
-        }
-        if let Some(target) = base_b.strip_prefix(WHITEOUT) {
+        } else if let Some(target) = base_b.strip_prefix(WHITEOUT) {
             let target = OsStr::from_bytes(target);
             let Some(target) = Name::new(target) else {
                 return Err(unsafe_entry(format!(
@@ -284,10 +343,15 @@ impl Unpacker<'_> {
         let mode = h.mode().map_err(|source| self.bad_header(name, source))? & 0o7777;
         let uid = h.uid().map_err(|source| self.bad_header(name, source))?;
         let gid = h.gid().map_err(|source| self.bad_header(name, source))?;
-        let owner = (
-            u32::try_from(uid).map_err(|_| unsafe_entry(format!("uid {uid} is out of range")))?,
-            u32::try_from(gid).map_err(|_| unsafe_entry(format!("gid {gid} is out of range")))?,
-        );
+        let owner = match self.owner_override {
+            Some(o) => o,
+            None => (
+                u32::try_from(uid)
+                    .map_err(|_| unsafe_entry(format!("uid {uid} is out of range")))?,
+                u32::try_from(gid)
+                    .map_err(|_| unsafe_entry(format!("gid {gid} is out of range")))?,
+            ),
+        };
         let mtime = match pax.mtime {
             Some(t) => Some(t),
             None => h.mtime().ok().map(|s| Timespec {
@@ -615,10 +679,13 @@ impl Unpacker<'_> {
             target: target_s.clone(),
             reason,
         };
-        let tcomps = normalize(target).map_err(|reason| RootfsError::UnsafeEntry {
+        let mut tcomps = normalize(target).map_err(|reason| RootfsError::UnsafeEntry {
             entry: name.to_owned(),
             reason: format!("its hard link target {target_s} is refused: {reason}"),
         })?;
+        if !self.prefix.is_empty() && !tcomps.is_empty() {
+            tcomps.splice(0..0, self.prefix.iter().cloned());
+        }
         let Some((tbase, tparents)) = tcomps.split_last() else {
             return Err(link_err("is the root directory".into()));
         };

@@ -21,12 +21,15 @@
 //!
 //! May use `image` and `store`; never the network.
 
+mod changes;
 mod layer;
 #[cfg(test)]
 mod tests;
 
+pub use changes::write_changes;
 pub use layer::{EntryMeta, Layer, LayerCompression, LayerWriter, MediaTypes, SpecialFile};
 
+use crate::rootfs::RootfsError;
 use crate::store::StoreError;
 use std::io;
 
@@ -89,6 +92,15 @@ pub enum SnapshotError {
     NoDockerMediaType {
         /// `zstd` or `uncompressed`.
         compression: &'static str,
+    },
+    /// A changed path could not be read back from the build root.
+    #[error("cannot read {path} from the build root")]
+    Root {
+        /// The image path.
+        path: String,
+        /// Why.
+        #[source]
+        source: RootfsError,
     },
     /// An earlier call failed, so the layer is incomplete and cannot be finished.
     #[error("the layer writer failed earlier; the layer is incomplete")]
