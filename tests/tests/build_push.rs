@@ -567,3 +567,112 @@ fn docker_schema2_and_zstd_bases_are_pulled_and_unpacked() {
         ]
     );
 }
+
+#[test]
+fn copy_and_add_build_layers_like_buildkit() {
+    if !require(TOOLS) {
+        return;
+    }
+    let reg = Registry::start_plain();
+    push_busybox(&reg, "base/busybox:1");
+    let base = reg.image_ref("base/busybox:1");
+    let b = Build::new(
+        "copy",
+        &format!(
+            r#"FROM {base} AS build
+WORKDIR /src
+COPY app/ ./app/
+COPY --chmod=0755 <<EOF /usr/local/bin/hello
+#!/bin/sh
+echo hello
+EOF
+
+FROM {base}
+COPY --from=build --chown=app:staff /src/app /opt/app
+COPY --from=build /usr/local/bin/hello /usr/local/bin/
+ADD bundle.tar /opt/bundle/
+COPY *.txt /notes/
+"#
+        ),
+    );
+    let ctx = b.dir.join("ctx");
+    std::fs::create_dir_all(ctx.join("app/sub")).unwrap();
+    std::fs::write(ctx.join("app/main.sh"), "echo main\n").unwrap();
+    std::fs::write(ctx.join("app/sub/data"), "data\n").unwrap();
+    std::fs::write(ctx.join("app/secret.key"), "never copied\n").unwrap();
+    std::os::unix::fs::symlink("main.sh", ctx.join("app/link")).unwrap();
+    std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
+    std::fs::write(ctx.join("b.txt"), "b\n").unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "app/*.key\n").unwrap();
+    let bundle = b.dir.join("bundle-src");
+    std::fs::create_dir_all(bundle.join("inner")).unwrap();
+    std::fs::write(bundle.join("inner/file"), "from the tar\n").unwrap();
+    tools::run(
+        std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&bundle)
+            .arg("-cf")
+            .arg(ctx.join("bundle.tar"))
+            .arg("inner"),
+    );
+
+    let layout = b.path("layout");
+    let host = reg.host();
+    let r = b.run(&[
+        "--no-push",
+        "--insecure-registry",
+        &host,
+        "--oci-layout-path",
+        layout.to_str().unwrap(),
+        "--destination",
+        "local/copy:t",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let rootfs = tools::umoci_unpack(&layout, "t", &b.path("unpacked"));
+    let tree = tools::file_tree(&rootfs);
+    let entry = |p: &str| {
+        tree.get(p)
+            .unwrap_or_else(|| panic!("{p} missing from the image"))
+    };
+    // COPY --from with --chown: names resolved from the target's passwd/group.
+    let main = entry("opt/app/main.sh");
+    assert_eq!((main.uid, main.gid), (1000, 50), "{main:?}");
+    assert_eq!(entry("opt/app/sub/data").uid, 1000);
+    assert_eq!(
+        entry("opt/app/link").link_target.as_deref(),
+        Some("main.sh")
+    );
+    // .dockerignore'd files never reach the image.
+    assert!(!tree.contains_key("opt/app/secret.key"));
+    // Heredoc with --chmod, copied on from the build stage.
+    let hello = entry("usr/local/bin/hello");
+    assert_eq!(hello.mode, 0o755);
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("usr/local/bin/hello")).unwrap(),
+        "#!/bin/sh\necho hello\n"
+    );
+    // ADD extracts a local tar; wildcards copy each match.
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("opt/bundle/inner/file")).unwrap(),
+        "from the tar\n"
+    );
+    assert!(tree.contains_key("notes/a.txt") && tree.contains_key("notes/b.txt"));
+    // busybox + COPY --from, COPY --from, ADD, COPY: five layers.
+    let raw = tools::skopeo_inspect_raw(&format!("oci:{}:t", layout.display()), &plain_access());
+    assert_eq!(raw["layers"].as_array().unwrap().len(), 5, "{raw}");
+
+    // A context symlink that points outside the context fails clearly and
+    // never copies the host file.
+    let bad = Build::new("copy-escape", "FROM scratch\nCOPY escape /x\n");
+    std::os::unix::fs::symlink("/etc/hostname", bad.dir.join("ctx/escape")).unwrap();
+    let tar = bad.path("out.tar");
+    let r = bad.run(&["--no-push", "--tar-path", tar.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("Dockerfile:2: COPY failed"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("escape"), "{}", r.stderr);
+    assert!(!tar.exists());
+}

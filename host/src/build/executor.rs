@@ -7,18 +7,19 @@
 
 use super::config::{Applied, ConfigBuilder, ConfigError};
 use super::{InputError, load_inputs};
+use crate::dockerfile::ignore::IgnoreMatcher;
 use crate::dockerfile::{self, ParseError};
 use crate::image::manifest::{self, Layer as ManifestLayer, MediaTypes};
 use crate::image::{Digest, ImageConfig, Platform, media};
 use crate::output::{self, ImageBlobs, LayerRef, OutputError};
-use crate::plan::{self, Base, Instruction, Plan, PlanError, PlanOptions};
+use crate::plan::{self, Base, CopyFrom, Instruction, Plan, PlanError, PlanOptions};
 use crate::registry::auth::Keychain;
 use crate::registry::{
     ImageToPush, LayerToPush, PulledImage, Registry, RegistryError, RegistryOptions,
     parse_reference,
 };
-use crate::rootfs::{self, Root, RootfsError};
-use crate::snapshot::{EntryMeta, LayerCompression, LayerWriter, SnapshotError};
+use crate::rootfs::{self, CopyError, CopyRequest, CopySource, Root, RootfsError};
+use crate::snapshot::{EntryMeta, LayerCompression, LayerWriter, SnapshotError, write_changes};
 use crate::store::{BlobStore, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -152,6 +153,28 @@ pub enum BuildError {
         #[source]
         source: RootfsError,
     },
+    /// A COPY or ADD failed.
+    #[error("{file}:{line}: {keyword} failed")]
+    Copy {
+        /// The Dockerfile.
+        file: String,
+        /// The instruction's line.
+        line: usize,
+        /// COPY or ADD.
+        keyword: &'static str,
+        /// Why.
+        #[source]
+        source: Box<CopyError>,
+    },
+    /// The build context could not be opened.
+    #[error("cannot open the build context {}", path.display())]
+    Context {
+        /// The context directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Writing a layer failed.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
@@ -267,6 +290,28 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
         }
     }
 
+    // Images COPY --from reads, for the target platform.
+    let mut copy_images: HashMap<String, Arc<PulledImage>> = HashMap::new();
+    for &i in &first.order {
+        for step in &first.stages[i].steps {
+            if let Instruction::Copy(plan::Copy {
+                from: Some(CopyFrom::Image(r)),
+                ..
+            }) = &step.instruction
+            {
+                if copy_images.contains_key(r) {
+                    continue;
+                }
+                let reference = parse_reference(r)?;
+                tracing::info!("pulling {reference} for COPY --from");
+                let image = registry
+                    .pull(&reference, &first.target_platform, &store)
+                    .await?;
+                copy_images.insert(r.clone(), Arc::new(image));
+            }
+        }
+    }
+
     // Plan again, now that the bases' ENV is known.
     let mut image_configs: HashMap<(String, String), ImageConfig> = HashMap::new();
     for (key, image) in &pulled {
@@ -289,6 +334,14 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
     })?;
     let _cleanup = WorkDir(opts.work_dir.clone());
 
+    let context_dir =
+        cap_std::fs::Dir::open_ambient_dir(&inputs.context, cap_std::ambient_authority()).map_err(
+            |source| BuildError::Context {
+                path: inputs.context.clone(),
+                source,
+            },
+        )?;
+    let mut image_roots: HashMap<String, Arc<Root>> = HashMap::new();
     let mut results: HashMap<usize, StageResult> = HashMap::new();
     for &i in &plan.order {
         let stage = &plan.stages[i];
@@ -342,6 +395,58 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                 })? {
                 Applied::Done => {}
                 Applied::Filesystem { created_by } => match &step.instruction {
+                    Instruction::Copy(copy) => {
+                        let source_root = match &copy.from {
+                            None => None,
+                            Some(CopyFrom::Stage(j)) => {
+                                let parent = results.get_mut(j).expect("stages are built in order");
+                                let path = opts.work_dir.join(format!("stage-{j}"));
+                                Some(
+                                    root_of(parent, &store, &path, &plan.stages[*j].label())
+                                        .await?,
+                                )
+                            }
+                            Some(CopyFrom::Image(r)) => {
+                                if !image_roots.contains_key(r) {
+                                    let image = &copy_images[r];
+                                    let config = ImageConfig::from_bytes(&image.config_bytes)
+                                        .map_err(|source| BuildError::BaseConfig {
+                                            reference: r.clone(),
+                                            source,
+                                        })?;
+                                    let mut holder = StageResult {
+                                        config: ConfigBuilder::from_image(&config),
+                                        layers: base_layers(image, &config)?,
+                                        root: None,
+                                    };
+                                    let path =
+                                        opts.work_dir.join(format!("image-{}", image_roots.len()));
+                                    let root = root_of(&mut holder, &store, &path, r).await?;
+                                    image_roots.insert(r.clone(), root);
+                                }
+                                Some(image_roots[r].clone())
+                            }
+                        };
+                        let root_path = opts.work_dir.join(format!("stage-{i}"));
+                        let layer = copy_layer(
+                            &mut result,
+                            CopyJob {
+                                copy,
+                                source_root,
+                                context: &context_dir,
+                                ignore: &inputs.ignore,
+                                file: &file,
+                                line: step.line,
+                            },
+                            &store,
+                            &root_path,
+                            &label,
+                            opts,
+                        )
+                        .await?;
+                        result.layers.push(layer);
+                        result.config.add_history(created_by, true);
+                    }
                     Instruction::Workdir { .. } => {
                         let layer = workdir_layer(
                             &mut result,
@@ -382,14 +487,11 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
 fn check_supported(plan: &Plan, file: &str) -> Result<(), BuildError> {
     for &i in &plan.order {
         for step in &plan.stages[i].steps {
-            if matches!(step.instruction, Instruction::Run(_) | Instruction::Copy(_)) {
+            if matches!(step.instruction, Instruction::Run(_)) {
                 return Err(BuildError::NotSupported {
                     file: file.to_string(),
                     line: step.line,
-                    what: format!(
-                        "{} (building stages with RUN, COPY or ADD)",
-                        step.instruction.keyword()
-                    ),
+                    what: "RUN (running commands in the build sandbox)".to_string(),
                 });
             }
         }
@@ -532,6 +634,86 @@ async fn workdir_layer(
         }))
     })
     .await?
+}
+
+/// One COPY or ADD to run: the instruction and where it reads.
+struct CopyJob<'a> {
+    copy: &'a plan::Copy,
+    source_root: Option<Arc<Root>>,
+    context: &'a cap_std::fs::Dir,
+    ignore: &'a IgnoreMatcher,
+    file: &'a str,
+    line: usize,
+}
+
+/// COPY/ADD: copies into the stage's root and makes a layer of exactly
+/// what it changed (no walk of the root).
+async fn copy_layer(
+    result: &mut StageResult,
+    job: CopyJob<'_>,
+    store: &Arc<BlobStore>,
+    root_path: &Path,
+    stage: &str,
+    opts: &BuildOptions,
+) -> Result<StageLayer, BuildError> {
+    let root = root_of(result, store, root_path, stage).await?;
+    let keyword = if job.copy.add { "ADD" } else { "COPY" };
+    let copy_err = |source| BuildError::Copy {
+        file: job.file.to_string(),
+        line: job.line,
+        keyword,
+        source: Box::new(source),
+    };
+    let rootfs_err = |source| BuildError::Rootfs {
+        stage: stage.to_string(),
+        source,
+    };
+    let chown = match &job.copy.chown {
+        None => None,
+        Some(c) => {
+            let (uid, gid, _) = rootfs::lookup_user(&root, &c.to_string()).map_err(rootfs_err)?;
+            Some((uid, gid))
+        }
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let source = match &job.source_root {
+        Some(r) => CopySource::Root(r),
+        None => CopySource::Context {
+            dir: job.context,
+            ignore: job.ignore,
+        },
+    };
+    let request = CopyRequest {
+        copy: job.copy,
+        source,
+        workdir: result.config.working_dir(),
+        chown,
+        mtime_now: i64::try_from(now).unwrap_or(i64::MAX),
+    };
+    let changes = tokio::task::block_in_place(|| rootfs::copy_into(&root, &request)).map_err(
+        |e| match e {
+            CopyError::NotSupported { .. } => BuildError::NotSupported {
+                file: job.file.to_string(),
+                line: job.line,
+                what: e.to_string(),
+            },
+            other => copy_err(other),
+        },
+    )?;
+    let layer = tokio::task::block_in_place(|| -> Result<_, BuildError> {
+        let mut writer = LayerWriter::new(store, opts.compression, opts.media_types)?;
+        write_changes(&root, &changes, &mut writer)?;
+        Ok(writer.finish()?)
+    })?;
+    Ok(StageLayer {
+        digest: layer.digest,
+        diff_id: layer.diff_id,
+        size: layer.size,
+        media_type: layer.media_type.to_string(),
+        mount_from: None,
+    })
 }
 
 /// The assembled image: blobs in the store, and what pushing needs.
