@@ -27,10 +27,17 @@
 //!   then `umoci unpack --image <dir>:t <bundle>` (`--rootless` unless
 //!   root).
 //!
-//! Wall times are measured around each process, peak RSS by GNU time
-//! (`%M`). It prints a table and writes it as JSON to
+//! Every process starts after a `sync` (not timed); the directories of all
+//! rounds are removed only at the end, so that no measured process pays
+//! for the writeback or the deletions of another. Wall times are measured
+//! around each process, CPU time (user + system) and peak RSS by GNU time
+//! (`%U %S %M`); the ratio is of median wall times, the reference's per
+//! round being skopeo's plus umoci's. It prints a table and writes it as JSON to
 //! `target/bench-pull.json` (or `--json <path>`). kiln is `$KILN_BIN`, else
-//! `target/release/kiln`.
+//! `target/release/kiln`. The rounds' directories (kiln's store and build
+//! root, skopeo's layout, umoci's bundle) are under
+//! `target/bench-scratch/`, or `<DIR>/kiln-bench-scratch/` with
+//! `--scratch <DIR>` (e.g. a tmpfs, to leave the disk out).
 
 #![allow(
     clippy::print_stdout,
@@ -38,8 +45,9 @@
     reason = "a benchmark reports on the terminal"
 )]
 
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use kiln_tests::images::{ImageMeta, layout_from_rootfs};
@@ -113,7 +121,10 @@ fn main() {
     );
     eprintln!("bench: pushed {image_ref} ({pushed})");
 
-    let scratch = target_dir().join("bench-scratch");
+    let scratch = args
+        .scratch
+        .clone()
+        .unwrap_or_else(|| target_dir().join("bench-scratch"));
     let _ = std::fs::remove_dir_all(&scratch);
     let context = scratch.join("context");
     mkdir(&context);
@@ -123,6 +134,11 @@ fn main() {
     );
     let bench = Bench {
         kiln,
+        layer_hex: image["layer"]
+            .as_str()
+            .expect("layer digest")
+            .trim_start_matches("sha256:")
+            .to_owned(),
         host: registry.host(),
         image_ref,
         context,
@@ -143,19 +159,16 @@ fn main() {
             (bench.kiln_round(&name), reference)
         };
         eprintln!(
-            "bench: {name}: kiln {:.3}s {:.1} MiB | skopeo {:.3}s {:.1} MiB + umoci {:.3}s {:.1} MiB",
-            kiln.wall,
-            mib(kiln.rss_kib),
-            reference.skopeo.wall,
-            mib(reference.skopeo.rss_kib),
-            reference.umoci.wall,
-            mib(reference.umoci.rss_kib)
+            "bench: {name}: kiln {} | skopeo {} + umoci {}",
+            kiln.show(),
+            reference.skopeo.show(),
+            reference.umoci.show()
         );
         rounds.push((kiln, reference));
     }
     let _ = std::fs::remove_dir_all(&scratch);
 
-    let report = report(&image, &rounds);
+    let report = report(&image, &rounds, &scratch);
     print_table(&report);
     let json_path = args
         .json
@@ -169,6 +182,7 @@ fn main() {
 struct Args {
     rounds: usize,
     json: Option<PathBuf>,
+    scratch: Option<PathBuf>,
 }
 
 impl Args {
@@ -176,6 +190,7 @@ impl Args {
         let mut args = Self {
             rounds: 5,
             json: None,
+            scratch: None,
         };
         let mut it = std::env::args_os().skip(1);
         while let Some(a) = it.next() {
@@ -190,18 +205,36 @@ impl Args {
                 Some("--json") => {
                     args.json = Some(PathBuf::from(it.next().expect("--json takes a path")));
                 }
-                _ => panic!("unknown argument {a:?}; usage: bench_pull [--rounds N] [--json PATH]"),
+                Some("--scratch") => {
+                    let dir = it.next().expect("--scratch takes a directory");
+                    args.scratch = Some(PathBuf::from(dir).join("kiln-bench-scratch"));
+                }
+                _ => panic!(
+                    "unknown argument {a:?}; usage: bench_pull [--rounds N] [--json PATH] [--scratch DIR]"
+                ),
             }
         }
         args
     }
 }
 
-/// One process: wall time in seconds and peak RSS in KiB.
+/// One process: wall time and CPU time (user + system) in seconds, peak
+/// RSS in KiB.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     wall: f64,
+    cpu: f64,
     rss_kib: u64,
+    /// kiln's run in phases (see [`phases`]).
+    phases: Option<Phases>,
+}
+
+/// Where a kiln run's wall time went, in seconds.
+#[derive(Clone, Copy, Debug)]
+struct Phases {
+    pull: f64,
+    unpack: f64,
+    finish: f64,
 }
 
 /// skopeo and umoci of one round.
@@ -211,14 +244,40 @@ struct Reference {
     umoci: Sample,
 }
 
+impl Sample {
+    fn show(&self) -> String {
+        let phases = self
+            .phases
+            .map(|p| {
+                format!(
+                    " [pull {:.3}s, unpack {:.3}s, rest {:.3}s]",
+                    p.pull, p.unpack, p.finish
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "{:.3}s{phases} (cpu {:.3}s) {:.1} MiB",
+            self.wall,
+            self.cpu,
+            mib(self.rss_kib)
+        )
+    }
+}
+
 impl Reference {
     fn wall(&self) -> f64 {
         self.skopeo.wall + self.umoci.wall
+    }
+
+    fn cpu(&self) -> f64 {
+        self.skopeo.cpu + self.umoci.cpu
     }
 }
 
 struct Bench {
     kiln: PathBuf,
+    /// Hex of the base layer's digest.
+    layer_hex: String,
     host: String,
     image_ref: String,
     context: PathBuf,
@@ -251,10 +310,16 @@ impl Bench {
             // The build root goes under the temp dir: keep it beside the
             // reference's bundle, on the same filesystem, and fresh.
             .env("TMPDIR", &tmp)
-            .env_remove("KILN_LOG");
-        let sample = measure(cmd, &self.scratch.join(round));
-        remove(&store);
-        remove(&tmp);
+            // Info, and the debug line that ends each layer written: the
+            // timestamps of "pulled ..." and "layer written" split the run.
+            .env("KILN_LOG", "info,kiln::snapshot=debug");
+        let (mut sample, lines) = measure(cmd, &self.scratch.join(round));
+        sample.phases = phases(&lines, sample.wall);
+        assert!(
+            store.join("blobs/sha256").join(&self.layer_hex).is_file(),
+            "kiln stored no base layer in {}",
+            store.display()
+        );
         sample
     }
 
@@ -268,7 +333,7 @@ impl Bench {
             .arg("--src-no-creds")
             .arg(format!("docker://{}", self.image_ref))
             .arg(format!("oci:{}:t", oci.display()));
-        let skopeo = measure(skopeo, &self.scratch.join(round));
+        let (skopeo, _) = measure(skopeo, &self.scratch.join(round));
         let mut umoci = Command::new("umoci");
         umoci.arg("unpack");
         if !tools::is_root() {
@@ -278,25 +343,28 @@ impl Bench {
             .arg("--image")
             .arg(format!("{}:t", oci.display()))
             .arg(&bundle);
-        let umoci = measure(umoci, &self.scratch.join(round));
+        let (umoci, _) = measure(umoci, &self.scratch.join(round));
         assert!(
             bundle.join("rootfs/usr/bin/bash").is_file(),
             "umoci unpacked no rootfs in {}",
             bundle.display()
         );
-        remove(&oci);
-        remove(&bundle);
         Reference { skopeo, umoci }
     }
 }
 
 /// Runs `cmd` under GNU time, panicking with its output when it fails.
-fn measure(cmd: Command, dir: &Path) -> Sample {
+/// Returns the sample and the lines of its standard error, each with the
+/// time since the start when it was read.
+///
+/// Dirty pages are written back first (`sync`, not timed), so that no
+/// process pays for the writeback of what ran before it.
+fn measure(cmd: Command, dir: &Path) -> (Sample, Vec<(f64, String)>) {
     mkdir(dir);
     let rss_file = dir.join("rss");
     let mut timed = Command::new(GNU_TIME);
     timed
-        .args(["-f", "%M", "-o"])
+        .args(["-f", "%U %S %M", "-o"])
         .arg(&rss_file)
         .arg(cmd.get_program())
         .args(cmd.get_args());
@@ -306,21 +374,64 @@ fn measure(cmd: Command, dir: &Path) -> Sample {
             None => timed.env_remove(k),
         };
     }
+    timed.stdout(Stdio::null()).stderr(Stdio::piped());
+    rustix::fs::sync();
     let start = Instant::now();
-    run(&mut timed);
+    let mut child = timed
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {:?}: {e}", cmd.get_program()));
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut lines = Vec::new();
+    let mut line = Vec::new();
+    while stderr.read_until(b'\n', &mut line).expect("reading stderr") > 0 {
+        let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+        lines.push((start.elapsed().as_secs_f64(), text));
+        line.clear();
+    }
+    let status = child.wait().expect("waiting for the measured process");
     let wall = start.elapsed().as_secs_f64();
+    if !status.success() {
+        let text: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        panic!(
+            "{:?} exited with {status}:\n{}",
+            cmd.get_program(),
+            text.join("\n")
+        );
+    }
     let text = std::fs::read_to_string(&rss_file).expect("reading GNU time's output");
-    let rss_kib = text
+    let fields: Vec<f64> = text
         .lines()
         .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or_else(|| panic!("GNU time wrote no peak RSS: {text:?}"));
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let [user, system, rss_kib] = fields[..] else {
+        panic!("GNU time wrote no CPU times and peak RSS: {text:?}");
+    };
     let _ = std::fs::remove_file(&rss_file);
-    Sample { wall, rss_kib }
+    let sample = Sample {
+        wall,
+        cpu: user + system,
+        rss_kib: rss_kib as u64,
+        phases: None,
+    };
+    (sample, lines)
 }
 
-fn remove(dir: &Path) {
-    std::fs::remove_dir_all(dir).unwrap_or_else(|e| panic!("removing {}: {e}", dir.display()));
+/// kiln's run split at the log lines that end the pull (`pulled <ref> as
+/// <digest>`) and the WORKDIR layer (`layer written`): pull, unpack (with
+/// the tiny layer), and the rest (image assembly, removal of the build
+/// root, exit). `None` when a line is missing.
+fn phases(lines: &[(f64, String)], wall: f64) -> Option<Phases> {
+    let at = |pred: &dyn Fn(&str) -> bool| lines.iter().find(|(_, l)| pred(l)).map(|(t, _)| *t);
+    let pulled = at(&|l: &str| l.contains("INFO pulled ") && l.contains(" as sha256:"))?;
+    let written = at(&|l: &str| l.contains("layer written"))?;
+    Some(Phases {
+        pull: pulled,
+        unpack: written - pulled,
+        finish: wall - written,
+    })
 }
 
 /// `minbase-rootfs/`, made by debootstrap when absent.
@@ -501,9 +612,26 @@ fn stats(samples: &[Sample]) -> Value {
     json!({
         "wall_s": samples.iter().map(|s| round3(s.wall)).collect::<Vec<_>>(),
         "median_s": round3(median(samples.iter().map(|s| s.wall).collect())),
+        "min_s": round3(samples.iter().map(|s| s.wall).fold(f64::INFINITY, f64::min)),
+        "cpu_s": samples.iter().map(|s| round3(s.cpu)).collect::<Vec<_>>(),
+        "median_cpu_s": round3(median(samples.iter().map(|s| s.cpu).collect())),
         "peak_rss_kib": samples.iter().map(|s| s.rss_kib).collect::<Vec<_>>(),
         "max_peak_rss_mib": round1(mib(samples.iter().map(|s| s.rss_kib).max().unwrap_or(0))),
+        "median_phases_s": phase_medians(samples),
     })
+}
+
+/// Medians of kiln's phases, when every sample has them.
+fn phase_medians(samples: &[Sample]) -> Value {
+    let phases: Option<Vec<Phases>> = samples.iter().map(|s| s.phases).collect();
+    match phases {
+        Some(p) if !p.is_empty() => json!({
+            "pull": round3(median(p.iter().map(|p| p.pull).collect())),
+            "unpack": round3(median(p.iter().map(|p| p.unpack).collect())),
+            "rest": round3(median(p.iter().map(|p| p.finish).collect())),
+        }),
+        _ => Value::Null,
+    }
 }
 
 fn round3(x: f64) -> f64 {
@@ -514,11 +642,12 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-fn report(image: &Value, rounds: &[(Sample, Reference)]) -> Value {
+fn report(image: &Value, rounds: &[(Sample, Reference)], scratch: &Path) -> Value {
     let kiln: Vec<Sample> = rounds.iter().map(|r| r.0).collect();
     let skopeo: Vec<Sample> = rounds.iter().map(|r| r.1.skopeo).collect();
     let umoci: Vec<Sample> = rounds.iter().map(|r| r.1.umoci).collect();
     let reference: Vec<f64> = rounds.iter().map(|r| r.1.wall()).collect();
+    let reference_cpu: Vec<f64> = rounds.iter().map(|r| r.1.cpu()).collect();
     let kiln_median = median(kiln.iter().map(|s| s.wall).collect());
     let reference_median = median(reference.clone());
     let ratio = kiln_median / reference_median;
@@ -526,12 +655,16 @@ fn report(image: &Value, rounds: &[(Sample, Reference)]) -> Value {
     json!({
         "image": image,
         "rounds": rounds.len(),
+        "scratch": scratch.display().to_string(),
         "kiln": stats(&kiln),
         "skopeo_copy": stats(&skopeo),
         "umoci_unpack": stats(&umoci),
         "reference": {
             "wall_s": reference.iter().map(|&w| round3(w)).collect::<Vec<_>>(),
             "median_s": round3(reference_median),
+            "min_s": round3(reference.iter().copied().fold(f64::INFINITY, f64::min)),
+            "cpu_s": reference_cpu.iter().map(|&c| round3(c)).collect::<Vec<_>>(),
+            "median_cpu_s": round3(median(reference_cpu.clone())),
         },
         "ratio": round3(ratio),
         "goal": { "ratio_at_most": GOAL_RATIO, "kiln_peak_rss_mib_under": GOAL_RSS_MIB },
@@ -554,27 +687,37 @@ fn print_table(r: &Value) {
     );
     println!();
     println!(
-        "| {:<28} | {:>10} | {:>14} |",
-        "", "median (s)", "peak RSS (MiB)"
+        "| {:<28} | {:>10} | {:>14} | {:>14} |",
+        "", "median (s)", "median CPU (s)", "peak RSS (MiB)"
     );
-    println!("|{:-<30}|{:->12}|{:->16}|", "", "", "");
+    println!("|{:-<30}|{:->12}|{:->16}|{:->16}|", "", "", "", "");
     let row = |name: &str, s: &Value| {
+        let rss = s["max_peak_rss_mib"]
+            .as_f64()
+            .map(|m| format!("{m:.1}"))
+            .unwrap_or_default();
         println!(
-            "| {:<28} | {:>10.3} | {:>14.1} |",
+            "| {:<28} | {:>10.3} | {:>14.3} | {:>14} |",
             name,
             s["median_s"].as_f64().unwrap_or(f64::NAN),
-            s["max_peak_rss_mib"].as_f64().unwrap_or(f64::NAN)
+            s["median_cpu_s"].as_f64().unwrap_or(f64::NAN),
+            rss
         );
     };
     row("kiln build (pull + unpack)", &r["kiln"]);
     row("skopeo copy", &r["skopeo_copy"]);
     row("umoci unpack", &r["umoci_unpack"]);
-    println!(
-        "| {:<28} | {:>10.3} | {:>14} |",
-        "skopeo + umoci",
-        r["reference"]["median_s"].as_f64().unwrap_or(f64::NAN),
-        ""
-    );
+    row("skopeo + umoci", &r["reference"]);
+    let p = &r["kiln"]["median_phases_s"];
+    if !p.is_null() {
+        println!();
+        println!(
+            "kiln's run, medians: pull {:.3}s, unpack {:.3}s, rest (assembly, build root removal, exit) {:.3}s",
+            p["pull"].as_f64().unwrap_or(f64::NAN),
+            p["unpack"].as_f64().unwrap_or(f64::NAN),
+            p["rest"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
     println!();
     println!(
         "kiln / (skopeo + umoci) = {:.3} (goal <= {GOAL_RATIO}: {}); kiln peak RSS {:.1} MiB (goal < {GOAL_RSS_MIB}: {})",
@@ -618,6 +761,24 @@ mod tests {
             Some("http://main/debian")
         );
         assert_eq!(apt_mirror(deb822, "trixie"), None);
+    }
+
+    #[test]
+    fn phases_split_at_the_pull_and_layer_lines() {
+        let lines = vec![
+            (
+                0.1,
+                " INFO pulling 127.0.0.1:5000/debian:minbase for linux/amd64".to_owned(),
+            ),
+            (
+                0.5,
+                " INFO pulled 127.0.0.1:5000/debian:minbase as sha256:ab".to_owned(),
+            ),
+            (2.0, "DEBUG layer written digest=sha256:cd".to_owned()),
+        ];
+        let p = phases(&lines, 2.25).expect("both lines are there");
+        assert_eq!((p.pull, p.unpack, p.finish), (0.5, 1.5, 0.25));
+        assert!(phases(&lines[..2], 2.25).is_none());
     }
 
     #[test]
