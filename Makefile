@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 KILN := target/release/kiln
 
-.PHONY: demo test setup build lint unit bench
+.PHONY: demo test setup build lint unit bench bench-pull
 
 setup:
 	@./scripts/setup.sh
@@ -33,3 +33,9 @@ test: lint unit
 
 bench: setup
 	$(CARGO) bench --locked -p kiln --bench frontend
+
+# Issue 3: pull + unpack of a Debian minbase image, kiln against skopeo copy +
+# umoci unpack, in one run. Needs root the first time (debootstrap); inputs
+# are cached in target/bench-cache/, the table goes to target/bench-pull.json.
+bench-pull: build
+	KILN_BIN=$(CURDIR)/$(KILN) $(CARGO) run --release --locked -p kiln-tests --bin bench_pull

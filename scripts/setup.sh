@@ -11,9 +11,10 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # builds base rootfs trees from busybox-static and debootstrap, makes TLS
 # certificates with openssl and htpasswd files with apache2-utils, and probes
 # the registry with curl; buildah is for differential tests against another
-# builder.
+# builder. GNU time (`time`) measures peak RSS in `make bench-pull`.
 APT_PACKAGES=(ca-certificates git make gcc pkg-config
-  docker-registry skopeo umoci busybox-static debootstrap openssl apache2-utils buildah curl)
+  docker-registry skopeo umoci busybox-static debootstrap openssl apache2-utils buildah curl
+  time)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,6 +1,8 @@
 //! Base images built independently of kiln: a busybox root filesystem from
 //! Debian's `busybox-static`, packed by the GNU `tar` and `gzip` CLIs into an
 //! OCI image layout whose JSON is written here, and pushed with `skopeo`.
+//! [`layout_from_rootfs`] does the same for any root filesystem (the pull
+//! benchmark packs a `debootstrap` tree with it).
 //!
 //! Everything is reproducible: fixed mtimes ([`FIXED_MTIME`]), fixed owners
 //! in the tar (root, except `/home/app` which is 1000:1000 whoever runs the
@@ -113,11 +115,75 @@ pub fn busybox_layer() -> Layer {
 /// in it are kept) holding the busybox image for this machine's
 /// architecture under `tag`. Returns the manifest digest.
 pub fn busybox_layout(layout: &Path, tag: &str) -> String {
+    layout_from_layers(layout, tag, &[busybox_layer()], &BUSYBOX)
+}
+
+/// What an image's config says besides its layers.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageMeta<'a> {
+    /// Value of the `org.kiln.test.image` label, e.g. `busybox`.
+    pub name: &'a str,
+    /// The config's `Cmd`.
+    pub cmd: &'a [&'a str],
+}
+
+/// The busybox image's config.
+pub const BUSYBOX: ImageMeta<'static> = ImageMeta {
+    name: "busybox",
+    cmd: &["/bin/sh"],
+};
+
+/// Writes an OCI image layout in `layout` (created if absent; other tags
+/// in it are kept) holding a linux image for this machine's architecture
+/// made of `layers`, base first, under `tag`. Config: `Env` PATH, `Cmd`
+/// and the label `org.kiln.test.image` from `meta`, fixed `created`
+/// times. Returns the manifest digest.
+pub fn layout_from_layers(
+    layout: &Path,
+    tag: &str,
+    layers: &[Layer],
+    meta: &ImageMeta<'_>,
+) -> String {
     let oci = Layout::open(layout);
-    let layer = busybox_layer();
-    let desc = oci.image(host_arch(), &[layer], BTreeMap::new());
+    let desc = oci.image(host_arch(), layers, meta, BTreeMap::new());
     oci.tag(tag, desc.clone());
-    desc["digest"].as_str().expect("digest").to_owned()
+    digest_of(&desc)
+}
+
+/// Packs the root filesystem `rootfs` into one gzip layer and writes an
+/// OCI image layout in `layout` holding it under `tag` (see
+/// [`layout_from_layers`]; the label is `meta.name`). The layer is made by
+/// GNU tar with names sorted and without `./`, owners and modes as they are
+/// on disk (`--numeric-owner`), mtimes kept, then `gzip -n -6`; it is built
+/// in `layout/.work/` and moved into the layout's blobs. Returns the
+/// manifest digest and the layer.
+pub fn layout_from_rootfs(
+    rootfs: &Path,
+    layout: &Path,
+    tag: &str,
+    meta: &ImageMeta<'_>,
+) -> (String, Layer) {
+    let work = layout.join(".work");
+    mkdir(&work);
+    let tar = work.join("layer.tar");
+    run(Command::new("tar")
+        .arg("--create")
+        .arg("--file")
+        .arg(&tar)
+        .args(["--format=gnu", "--sort=name", "--numeric-owner"])
+        .arg("-C")
+        .arg(rootfs)
+        .args(top_level_names(rootfs)));
+    let layer = gzip_layer(&tar, &work.join("layer.tar.gz"));
+    let digest = layout_from_layers(layout, tag, std::slice::from_ref(&layer), meta);
+    let layer = Layer {
+        path: layout
+            .join("blobs/sha256")
+            .join(layer.digest.trim_start_matches("sha256:")),
+        ..layer
+    };
+    std::fs::remove_dir_all(&work).unwrap_or_else(|e| panic!("removing {}: {e}", work.display()));
+    (digest, layer)
 }
 
 /// Writes an OCI image layout in `layout` with an image index under `tag`:
@@ -133,7 +199,7 @@ pub fn multi_arch_layout(layout: &Path, tag: &str) -> MultiArch {
     for arch in ["amd64", "arm64"] {
         let layers = [busybox_layer(), arch_layer(work.path(), arch)];
         let labels = BTreeMap::from([("arch".to_owned(), arch.to_owned())]);
-        let mut desc = oci.image(arch, &layers, labels);
+        let mut desc = oci.image(arch, &layers, &BUSYBOX, labels);
         desc["platform"] = json!({ "architecture": arch, "os": "linux" });
         manifests.insert(format!("linux/{arch}"), digest_of(&desc));
         descs.push(desc);
@@ -225,13 +291,19 @@ impl Layout {
 
     /// Stores config and manifest of a linux/`arch` image and returns the
     /// manifest's descriptor.
-    fn image(&self, arch: &str, layers: &[Layer], mut labels: BTreeMap<String, String>) -> Value {
-        labels.insert("org.kiln.test.image".into(), "busybox".into());
+    fn image(
+        &self,
+        arch: &str,
+        layers: &[Layer],
+        meta: &ImageMeta<'_>,
+        mut labels: BTreeMap<String, String>,
+    ) -> Value {
+        labels.insert("org.kiln.test.image".into(), meta.name.into());
         let config = json!({
             "created": FIXED_CREATED,
             "architecture": arch,
             "os": "linux",
-            "config": { "Env": [PATH_ENV], "Cmd": ["/bin/sh"], "Labels": labels },
+            "config": { "Env": [PATH_ENV], "Cmd": meta.cmd, "Labels": labels },
             "rootfs": { "type": "layers", "diff_ids": layers.iter().map(|l| &l.diff_id).collect::<Vec<_>>() },
             "history": layers.iter().map(|_| json!({ "created": FIXED_CREATED, "created_by": "kiln-tests images.rs" })).collect::<Vec<_>>(),
         });
@@ -375,16 +447,7 @@ fn build_cache_entry(entry: &Path) {
 /// Packs `rootfs` into `tar` with GNU tar: sorted names without `./`,
 /// fixed mtimes, numeric owners root, and `home/app` 1000:1000.
 fn tar_rootfs(rootfs: &Path, tar: &Path) {
-    let mut top: Vec<String> = std::fs::read_dir(rootfs)
-        .expect("listing the rootfs")
-        .map(|e| {
-            e.expect("rootfs entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    top.sort();
+    let top = top_level_names(rootfs);
     run(tar_cmd(tar, "--create", 0)
         .arg("--exclude=home/app")
         .arg("-C")
@@ -395,6 +458,17 @@ fn tar_rootfs(rootfs: &Path, tar: &Path) {
         .arg("-C")
         .arg(rootfs)
         .arg("home/app"));
+}
+
+/// The names directly under `rootfs`, sorted: what tar is given so its
+/// entry names have no `./` prefix.
+fn top_level_names(rootfs: &Path) -> Vec<std::ffi::OsString> {
+    let mut top: Vec<std::ffi::OsString> = std::fs::read_dir(rootfs)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", rootfs.display()))
+        .map(|e| e.expect("rootfs entry").file_name())
+        .collect();
+    top.sort();
+    top
 }
 
 /// `tar <op> --file tar` with the reproducible flags and owner `id:id`.

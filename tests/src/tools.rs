@@ -86,12 +86,12 @@ pub fn run_stdout(cmd: &mut Command) -> String {
 }
 
 /// Writes `contents` to `path`, panicking with the path on failure.
-pub(crate) fn write(path: &Path, contents: impl AsRef<[u8]>) {
+pub fn write(path: &Path, contents: impl AsRef<[u8]>) {
     std::fs::write(path, contents).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
 /// Creates `path` and its parents, panicking with the path on failure.
-pub(crate) fn mkdir(path: &Path) {
+pub fn mkdir(path: &Path) {
     std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
 }
 
