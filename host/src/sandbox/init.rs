@@ -89,7 +89,10 @@ fn take_spec() -> Result<(SandboxSpec, Reporter), i32> {
     let devnull = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty());
     match devnull.and_then(|fd| rustix::stdio::dup2_stdin(&fd)) {
         Ok(()) => Ok((spec, reporter)),
-        Err(e) => Err(reporter.fail("cannot open the host's /dev/null".into(), Some(e.raw_os_error()))),
+        Err(e) => Err(reporter.fail(
+            "cannot open the host's /dev/null".into(),
+            Some(e.raw_os_error()),
+        )),
     }
 }
 
@@ -115,10 +118,8 @@ fn stage1_main() -> i32 {
 
 /// Namespaces wanted for `network`, plus a user namespace when not root.
 fn namespace_flags(network: Network, rootless: bool) -> UnshareFlags {
-    let mut flags = UnshareFlags::NEWNS
-        | UnshareFlags::NEWPID
-        | UnshareFlags::NEWIPC
-        | UnshareFlags::NEWUTS;
+    let mut flags =
+        UnshareFlags::NEWNS | UnshareFlags::NEWPID | UnshareFlags::NEWIPC | UnshareFlags::NEWUTS;
     if rootless {
         flags |= UnshareFlags::NEWUSER;
     }
@@ -210,10 +211,6 @@ fn namespaces_stage1(spec: &SandboxSpec, rep: &mut Reporter) -> i32 {
     code
 }
 
-fn open_path(path: &str) -> Result<OwnedFd, Errno> {
-    rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-}
-
 fn fd_path(fd: &OwnedFd) -> String {
     use std::os::fd::AsRawFd;
     format!("/proc/self/fd/{}", fd.as_raw_fd())
@@ -252,72 +249,79 @@ fn step<T>(r: Result<T, Errno>, what: impl FnOnce() -> String) -> Result<T, (Str
     r.map_err(|e| (what(), Some(e.raw_os_error())))
 }
 
-/// Builds the step's filesystem view: private mounts, pivot_root, /proc,
-/// /dev, host files, the caller's mounts.
+/// A mount target inside the root, resolved with chroot semantics
+/// (`RESOLVE_IN_ROOT`: symlinks and `..` never leave the root), as an
+/// `O_PATH` handle whose `/proc/self/fd` path `mount` accepts.
+fn target_in(rootfd: &OwnedFd, path: &str) -> Result<OwnedFd, (String, Option<i32>)> {
+    use rustix::fs::ResolveFlags;
+    step(
+        rustix::fs::openat2(
+            rootfd,
+            path.trim_start_matches('/'),
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ),
+        || format!("cannot find the mount point {path} in the build root"),
+    )
+}
+
+/// Builds the step's filesystem view: private mounts, the root bound onto
+/// itself, /proc, /dev, host files and the caller's mounts, all while the
+/// host's root is still visible (the kernel binds only from mounts of this
+/// namespace and mounts a new /proc in a user namespace only next to a
+/// visible one), then `pivot_root` and detach the host's root.
 fn build_mounts(spec: &SandboxSpec) -> Step {
     let root = spec.root.to_string_lossy().into_owned();
     step(
-        rustix::mount::mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE),
+        rustix::mount::mount_change(
+            "/",
+            MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+        ),
         || "cannot make the mounts of the new mount namespace private".into(),
     )?;
     step(rustix::mount::mount_bind_recursive(&*root, &*root), || {
         format!("cannot bind-mount the build root {root} onto itself")
     })?;
-    // Handles on everything outside the root, taken before it disappears.
-    let mut sources = Vec::new();
-    for m in &spec.mounts {
-        if let MountSpec::Bind { source, target, .. } = m {
-            let fd = step(
-                rustix::fs::open(source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()),
-                || format!("cannot open the mount source {} for {target}", source.display()),
-            )?;
-            sources.push(fd);
-        }
-    }
-    let mut devices = Vec::new();
-    for d in DEVICES {
-        if let Ok(fd) = open_path(&format!("/dev/{d}")) {
-            devices.push((d, fd));
-        }
-    }
-    let mut host_files = Vec::new();
-    for f in HOST_FILES {
-        if std::path::Path::new(f).is_file()
-            && let Ok(fd) = open_path(f)
-        {
-            host_files.push((f, fd));
-        }
-    }
-    step(rustix::process::chdir(&*root), || format!("cannot enter the build root {root}"))?;
-    step(rustix::process::pivot_root(".", "."), || {
-        format!("cannot pivot_root into the build root {root}")
-    })?;
-    step(rustix::mount::unmount(".", UnmountFlags::DETACH), || {
-        "cannot detach the host's root after pivot_root".into()
-    })?;
-    step(rustix::process::chdir("/"), || "cannot enter the new root".into())?;
-
+    let rootfd = step(
+        rustix::fs::open(
+            &*root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ),
+        || format!("cannot open the build root {root}"),
+    )?;
+    let proc_dir = target_in(&rootfd, "/proc")?;
     step(
         rustix::mount::mount(
             "proc",
-            "/proc",
+            fd_path(&proc_dir).as_str(),
             "proc",
             MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
             None,
         ),
         || "cannot mount a fresh /proc in the new pid namespace".into(),
     )?;
-    mount_dev(&devices)?;
-    for (f, fd) in &host_files {
-        step(rustix::mount::mount_bind(fd_path(fd).as_str(), *f), || {
-            format!("cannot bind the host's {f} into the root")
-        })?;
-        step(remount_read_only(f, locked_flags(fd)), || {
-            format!("cannot make {f} read-only")
-        })?;
+    mount_dev(&rootfd)?;
+    for f in HOST_FILES {
+        if !std::path::Path::new(f).is_file() {
+            continue;
+        }
+        let target = target_in(&rootfd, f)?;
+        step(
+            rustix::mount::mount_bind(f, fd_path(&target).as_str()),
+            || format!("cannot bind the host's {f} into the root"),
+        )?;
+        let mounted = target_in(&rootfd, f)?;
+        let locked = locked_flags(&mounted);
+        step(
+            remount_read_only(fd_path(&mounted).as_str(), locked),
+            || format!("cannot make {f} read-only"),
+        )?;
     }
-    let mut sources = sources.into_iter();
     for m in &spec.mounts {
+        let target = target_in(&rootfd, m.target())?;
+        let at = fd_path(&target);
         match m {
             MountSpec::Tmpfs { target, size } => {
                 let data = size.map(|s| format!("size={s}"));
@@ -326,7 +330,7 @@ fn build_mounts(spec: &SandboxSpec) -> Step {
                 step(
                     rustix::mount::mount(
                         "tmpfs",
-                        target.as_str(),
+                        at.as_str(),
                         "tmpfs",
                         MountFlags::NOSUID | MountFlags::NODEV,
                         data_c.as_deref(),
@@ -335,86 +339,116 @@ fn build_mounts(spec: &SandboxSpec) -> Step {
                 )?;
             }
             MountSpec::Bind {
-                target, read_only, ..
+                source,
+                target,
+                read_only,
             } => {
-                let Some(fd) = sources.next() else {
-                    return Err(("mount sources out of step".into(), None));
-                };
                 step(
-                    rustix::mount::mount_bind_recursive(fd_path(&fd).as_str(), target.as_str()),
-                    || format!("cannot bind-mount onto {target}"),
+                    rustix::mount::mount_bind_recursive(source.as_path(), at.as_str()),
+                    || format!("cannot bind-mount {} onto {target}", source.display()),
                 )?;
                 if *read_only {
-                    step(remount_read_only(target, locked_flags(&fd)), || {
-                        format!("cannot make the mount at {target} read-only")
-                    })?;
+                    let mounted = target_in(&rootfd, target)?;
+                    let locked = locked_flags(&mounted);
+                    step(
+                        remount_read_only(fd_path(&mounted).as_str(), locked),
+                        || format!("cannot make the mount at {target} read-only"),
+                    )?;
                 }
             }
         }
     }
+    drop(rootfd);
+    step(rustix::process::chdir(&*root), || {
+        format!("cannot enter the build root {root}")
+    })?;
+    step(rustix::process::pivot_root(".", "."), || {
+        format!("cannot pivot_root into the build root {root}")
+    })?;
+    step(rustix::mount::unmount(".", UnmountFlags::DETACH), || {
+        "cannot detach the host's root after pivot_root".into()
+    })?;
+    step(rustix::process::chdir("/"), || {
+        "cannot enter the new root".into()
+    })?;
     Ok(())
 }
 
-fn mount_dev(devices: &[(&str, OwnedFd)]) -> Step {
+/// A tmpfs `/dev` with the host's harmless devices, `/dev/shm`, `/dev/pts`
+/// and the usual symlinks.
+fn mount_dev(rootfd: &OwnedFd) -> Step {
+    let dev = target_in(rootfd, "/dev")?;
     step(
         rustix::mount::mount(
             "tmpfs",
-            "/dev",
+            fd_path(&dev).as_str(),
             "tmpfs",
             MountFlags::NOSUID | MountFlags::NOEXEC,
             Some(c"mode=755,size=65536k"),
         ),
         || "cannot mount a tmpfs on /dev".into(),
     )?;
-    for (name, fd) in devices {
-        let target = format!("/dev/{name}");
-        step(
-            rustix::fs::open(
-                target.as_str(),
-                OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+    // Re-open: the handle above is the directory under the new tmpfs.
+    let dev = target_in(rootfd, "/dev")?;
+    for name in DEVICES {
+        let host = format!("/dev/{name}");
+        if !std::path::Path::new(&host).exists() {
+            continue;
+        }
+        let node = step(
+            rustix::fs::openat(
+                &dev,
+                name,
+                OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
                 Mode::from(0o666),
             ),
-            || format!("cannot create {target}"),
+            || format!("cannot create {host} in the root"),
         )?;
-        step(rustix::mount::mount_bind(fd_path(fd).as_str(), target.as_str()), || {
-            format!("cannot bind the host's {target}")
-        })?;
+        step(
+            rustix::mount::mount_bind(host.as_str(), fd_path(&node).as_str()),
+            || format!("cannot bind the host's {host}"),
+        )?;
     }
-    let mkdir = |p: &str| {
-        step(rustix::fs::mkdir(p, Mode::from(0o755)), || format!("cannot create {p}"))
+    let mkdir = |name: &str| {
+        step(rustix::fs::mkdirat(&dev, name, Mode::from(0o755)), || {
+            format!("cannot create /dev/{name}")
+        })?;
+        target_in(rootfd, &format!("/dev/{name}"))
     };
-    mkdir("/dev/shm")?;
+    let shm = mkdir("shm")?;
     step(
         rustix::mount::mount(
             "shm",
-            "/dev/shm",
+            fd_path(&shm).as_str(),
             "tmpfs",
             MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
             Some(c"mode=1777,size=65536k"),
         ),
         || "cannot mount a tmpfs on /dev/shm".into(),
     )?;
-    mkdir("/dev/pts")?;
+    let pts = mkdir("pts")?;
     // A private devpts is a convenience (`script`, `ssh -t`); go without it
     // where the kernel refuses.
     if rustix::mount::mount(
         "devpts",
-        "/dev/pts",
+        fd_path(&pts).as_str(),
         "devpts",
         MountFlags::NOSUID | MountFlags::NOEXEC,
         Some(c"newinstance,ptmxmode=0666,mode=0620"),
     )
     .is_ok()
     {
-        let _ = rustix::fs::symlink("pts/ptmx", "/dev/ptmx");
+        let _ = rustix::fs::symlinkat("pts/ptmx", &dev, "ptmx");
     }
     for (link, to) in [
-        ("/dev/fd", "/proc/self/fd"),
-        ("/dev/stdin", "/proc/self/fd/0"),
-        ("/dev/stdout", "/proc/self/fd/1"),
-        ("/dev/stderr", "/proc/self/fd/2"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
     ] {
-        step(rustix::fs::symlink(to, link), || format!("cannot create {link}"))?;
+        step(rustix::fs::symlinkat(to, &dev, link), || {
+            format!("cannot create /dev/{link}")
+        })?;
     }
     Ok(())
 }
@@ -535,7 +569,10 @@ fn start_command(spec: &SandboxSpec) -> Result<std::process::Child, (String, Opt
             ));
         }
     }
-    let (program, rest) = spec.args.split_first().ok_or(("empty command line".to_owned(), None))?;
+    let (program, rest) = spec
+        .args
+        .split_first()
+        .ok_or(("empty command line".to_owned(), None))?;
     Command::new(program)
         .args(rest)
         .env_clear()
@@ -543,7 +580,12 @@ fn start_command(spec: &SandboxSpec) -> Result<std::process::Child, (String, Opt
         .current_dir(&spec.cwd)
         .stdin(Stdio::inherit())
         .spawn()
-        .map_err(|e| (format!("cannot start {program} in the build root"), errno_of(&e)))
+        .map_err(|e| {
+            (
+                format!("cannot start {program} in the build root"),
+                errno_of(&e),
+            )
+        })
 }
 
 /// Chroot and host-root: run the command as a child of this subreaper and
@@ -563,7 +605,10 @@ fn supervise(spec: &SandboxSpec, rep: &mut Reporter, chroot: bool) -> i32 {
         }
     };
     if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
-        return rep.fail("cannot become a child subreaper".into(), Some(e.raw_os_error()));
+        return rep.fail(
+            "cannot become a child subreaper".into(),
+            Some(e.raw_os_error()),
+        );
     }
     if chroot {
         let root = spec.root.to_string_lossy().into_owned();

@@ -471,7 +471,10 @@ fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
         return invalid("the command line is empty".to_owned());
     }
     if !spec.cwd.starts_with('/') {
-        return invalid(format!("the working directory {} is not absolute", spec.cwd));
+        return invalid(format!(
+            "the working directory {} is not absolute",
+            spec.cwd
+        ));
     }
     for m in &spec.mounts {
         if !m.target().starts_with('/') || m.target() == "/" {
@@ -495,10 +498,7 @@ fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
     }
 }
 
-fn run_init(
-    spec: &SandboxSpec,
-    output: &mut dyn FnMut(OutputLine),
-) -> Result<(), SandboxError> {
+fn run_init(spec: &SandboxSpec, output: &mut dyn FnMut(OutputLine)) -> Result<(), SandboxError> {
     let program = spec.init_program.clone();
     let init_err = |action: &'static str| {
         let program = program.clone();
@@ -561,7 +561,10 @@ fn run_init(
         return Err(report.into_error());
     }
     sent.map_err(init_err("sending the spec"))?;
-    let code = match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+    let code = match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
         (Some(code), _) => code,
         (None, Some(sig)) => 128 + sig,
         (None, None) => -1,
@@ -651,7 +654,10 @@ mod tests {
             Err(SandboxError::HostRootNotSlash { .. })
         ));
         spec.args.clear();
-        assert!(matches!(validate(&spec), Err(SandboxError::InvalidSpec { .. })));
+        assert!(matches!(
+            validate(&spec),
+            Err(SandboxError::InvalidSpec { .. })
+        ));
     }
 
     #[test]

@@ -159,13 +159,10 @@ fn ensure(root: &Root, path: &str, is_dir: bool, created: &mut Created) -> std::
         let rel = root.resolve(path).map_err(to_io)?;
         let parent_rel = rel.parent().map(Path::to_path_buf).unwrap_or_default();
         note_parent(created, parent_rel);
-        root.dir()
-            .open_with(
-                &rel,
-                cap_std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true),
-            )?;
+        root.dir().open_with(
+            &rel,
+            cap_std::fs::OpenOptions::new().write(true).create_new(true),
+        )?;
         created.items.push((path.to_owned(), rel, false));
     }
     Ok(())

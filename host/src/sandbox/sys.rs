@@ -6,7 +6,10 @@ use rustix::thread::{CapabilitySet, UnshareFlags};
 /// `unshare(flags)` for namespaces only.
 ///
 /// Only called from the init, which is single-threaded.
-#[expect(unsafe_code, reason = "rustix marks unshare unsafe because of CLONE_FILES")]
+#[expect(
+    unsafe_code,
+    reason = "rustix marks unshare unsafe because of CLONE_FILES"
+)]
 pub(super) fn unshare_namespaces(flags: UnshareFlags) -> Result<(), Errno> {
     debug_assert!(!flags.contains(UnshareFlags::FILES));
     let flags = flags & !UnshareFlags::FILES;
