@@ -24,15 +24,17 @@
 //! with `setgroups` denied; plus a network namespace with only `lo` up for
 //! `--network=none`) and starts a second copy of itself, which is pid 1 of
 //! the new pid namespace. Pid 1 makes every mount private, bind-mounts the
-//! root onto itself, keeps `O_PATH` handles on the bind sources and host
-//! devices, `pivot_root`s into the root and detaches the old root, then
-//! mounts a fresh `/proc`, a tmpfs `/dev` holding `null`, `zero`, `full`,
-//! `random`, `urandom` and `tty` bound from the host's, `/dev/shm` (tmpfs),
-//! `/dev/pts` (a new devpts instance, when the kernel allows it) and the
-//! `fd`/`stdin`/`stdout`/`stderr` symlinks, binds the host's
-//! `/etc/resolv.conf` and `/etc/hosts` read-only, then the caller's
-//! [`MountSpec`]s. Targets are resolved inside the new root, so a symlink in
-//! the image cannot redirect a mount to the host. It sets the hostname,
+//! root onto itself and, while the host's root is still visible (the kernel
+//! binds only from mounts of this namespace, and mounts a new `/proc` in a
+//! user namespace only beside a visible one), mounts a fresh `/proc`, a
+//! tmpfs `/dev` holding `null`, `zero`, `full`, `random`, `urandom` and
+//! `tty` bound from the host's, `/dev/shm` (tmpfs), `/dev/pts` (a new devpts
+//! instance, when the kernel allows it) and the `fd`/`stdin`/`stdout`/
+//! `stderr` symlinks, binds the host's `/etc/resolv.conf` and `/etc/hosts`
+//! read-only, then the caller's [`MountSpec`]s. Every target is resolved
+//! with `openat2(RESOLVE_IN_ROOT)`, so a symlink or `..` in the image cannot
+//! redirect a mount outside the root. Then it `pivot_root`s into the root
+//! and detaches the host's root. It sets the hostname,
 //! limits the capability bounding set to BuildKit's default set without
 //! `CAP_MKNOD` (no `CAP_SYS_ADMIN`, `CAP_DAC_READ_SEARCH`, `CAP_SYS_MODULE`,
 //! ...), switches to the step's groups, gid and uid, sets `no_new_privs` and
@@ -40,6 +42,13 @@
 //! process and exits with the command's status; the kernel then kills
 //! whatever is left in the namespace, so a `sleep 1000 &` does not outlive
 //! the step. `--network=default` and `--network=host` share the host network.
+//! Pid 1 is the kiln binary: `/proc/1/exe` inside the step names the host's
+//! kiln executable (readable, never writable while it runs).
+//! As real root no user namespace is used; the capability limits above are
+//! what keeps the step from the host. `RLIMIT_NPROC`
+//! ([`SandboxSpec::max_processes`]) binds non-root steps and every step in a
+//! user namespace; the kernel exempts the host's uid 0, and kiln sets no
+//! pids cgroup.
 //!
 //! Unprivileged (user namespace with a single-id map), only uid 0 and gid 0
 //! exist inside: a step with another `USER` fails with
