@@ -14,11 +14,12 @@
 //! | [`store`] | the local content-addressed blob store (verify, then rename into place) | `image` |
 //! | [`rootfs`] | the build root as a `cap_std::fs::Dir`: streaming layer unpack (whiteouts, links, modes, owners), chroot-style path resolution, WORKDIR, user lookup, COPY/ADD with an exact change set (context with `.dockerignore` or `--from` root; ADD archive extraction) | `image`, `plan`, `dockerfile` (ignore, glob) |
 //! | [`snapshot`] | layer tars: typed entries, whiteouts, PAX, mtime clamp → compress → digest → store; a layer from a COPY/ADD change set | `image`, `store`, `rootfs` |
+//! | [`sandbox`] | RUN: namespaces, chroot or host-root isolation through a re-exec'd init; mounts | `rootfs`, `plan` (network mode) |
 //! | [`output`] | docker-archive tarball, OCI image layout, digest files; atomic on disk | `image`, `store` |
 //! | [`build`] | the executor: reads inputs, drives the modules above | all of the above |
 //!
 //! Modules still to come, in the order the design's data flow uses them:
-//! `sandbox` (RUN), change detection for `snapshot`, `cache` and `policy`
+//! change detection for `snapshot`, `cache` and `policy`
 //! (the wasmtime host).
 //!
 //! The binary's `cli` module (in `src/cli/`, not part of this library) turns
@@ -45,5 +46,6 @@ pub mod output;
 pub mod plan;
 pub mod registry;
 pub mod rootfs;
+pub mod sandbox;
 pub mod snapshot;
 pub mod store;

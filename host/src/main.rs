@@ -5,5 +5,10 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    // The sandbox init must take over before flags are parsed or any
+    // thread starts: it unshares namespaces and forks.
+    if kiln::sandbox::is_init_invocation() {
+        kiln::sandbox::init_main();
+    }
     cli::main()
 }
