@@ -184,13 +184,14 @@ impl Index {
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 8);
-        let root_fd: OwnedFd = rustix::io::fcntl_dupfd_cloexec(root.dir(), 0).map_err(|e| {
-            SnapshotError::Scan {
-                path: "/".into(),
-                action: "open",
-                source: e.into(),
-            }
-        })?;
+        // The root's own handle may be `O_PATH`; reading needs a real one.
+        let root_fd: OwnedFd = rustix::fs::openat(
+            root.dir(),
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(scan_err(b"", "open"))?;
         let shared = Shared {
             state: Mutex::new(Queue {
                 dirs: vec![Job {
