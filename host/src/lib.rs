@@ -13,13 +13,12 @@
 //! | [`registry`] | references, credentials, pull/push, mirrors, retries; async over `oci-client` | `image`, `store` |
 //! | [`store`] | the local content-addressed blob store (verify, then rename into place) | `image` |
 //! | [`rootfs`] | the build root as a `cap_std::fs::Dir`: streaming layer unpack (whiteouts, links, modes, owners), chroot-style path resolution, WORKDIR, user lookup | `image` |
-//! | [`snapshot`] | layer tars: typed entries, whiteouts, PAX, mtime clamp → compress → digest → store | `image`, `store` |
+//! | [`snapshot`] | change detection after RUN (metadata index, diff, ignore set) and layer tars: typed entries, whiteouts, PAX, mtime clamp → compress → digest → store | `rootfs`, `image`, `store` |
 //! | [`output`] | docker-archive tarball, OCI image layout, digest files; atomic on disk | `image`, `store` |
 //! | [`build`] | the executor: reads inputs, drives the modules above | all of the above |
 //!
 //! Modules still to come, in the order the design's data flow uses them:
-//! `sandbox` (RUN), change detection for `snapshot`, `cache` and `policy`
-//! (the wasmtime host).
+//! `sandbox` (RUN), `cache` and `policy` (the wasmtime host).
 //!
 //! The binary's `cli` module (in `src/cli/`, not part of this library) turns
 //! flags into the options these modules take and is the only place that uses

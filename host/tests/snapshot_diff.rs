@@ -7,11 +7,11 @@
 //! only when the test runs as root (the CI container does).
 
 use kiln::image::media::Compression;
+use kiln::rootfs::Root;
 use kiln::snapshot::{
     Changes, FileKind, IgnoreSet, Index, LayerCompression, LayerWriter, MediaTypes, diff,
     write_layer,
 };
-use kiln::rootfs::Root;
 use kiln::store::BlobStore;
 use std::collections::BTreeMap;
 use std::fs;
@@ -251,6 +251,8 @@ fn every_kind_of_change_round_trips_through_a_layer() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     change(&dir);
     let after = Index::scan(&root, &ignore()).unwrap();
+    // A rescan that reuses the previous index sees exactly the same.
+    assert_eq!(Index::rescan(&root, &ignore(), &before).unwrap(), after);
     let changes = diff(&before, &after);
     assert_eq!(
         changes,
@@ -293,7 +295,8 @@ fn every_kind_of_change_round_trips_through_a_layer() {
         .iter()
         .map(|s| (s.path.clone(), s.kind, s.mode, s.link.clone()))
         .collect();
-    let e = |p: &str, k: EntryType, m: u32, l: Option<&str>| (p.to_owned(), k, m, l.map(str::to_owned));
+    let e =
+        |p: &str, k: EntryType, m: u32, l: Option<&str>| (p.to_owned(), k, m, l.map(str::to_owned));
     let reg = EntryType::Regular;
     let dirt = EntryType::Directory;
     assert_eq!(
@@ -301,7 +304,12 @@ fn every_kind_of_change_round_trips_through_a_layer() {
         vec![
             e("bin/", dirt, 0o755, None),
             e("bin/cap", reg, if root_owned { 0o755 } else { 0o750 }, None),
-            e("bin/owned", reg, if root_owned { 0o644 } else { 0o600 }, None),
+            e(
+                "bin/owned",
+                reg,
+                if root_owned { 0o644 } else { 0o600 },
+                None
+            ),
             e("bin/tool", reg, 0o700, None),
             e("data/", dirt, 0o755, None),
             e("data/new-name", reg, 0o644, None),
@@ -326,9 +334,14 @@ fn every_kind_of_change_round_trips_through_a_layer() {
     assert_eq!(by_path["new/file"].data, b"new content");
     assert!(by_path["links/two"].data.is_empty());
     if root_owned {
-        assert_eq!((by_path["bin/owned"].uid, by_path["bin/owned"].gid), (1000, 1001));
         assert_eq!(
-            by_path["bin/cap"].pax.get("SCHILY.xattr.security.capability"),
+            (by_path["bin/owned"].uid, by_path["bin/owned"].gid),
+            (1000, 1001)
+        );
+        assert_eq!(
+            by_path["bin/cap"]
+                .pax
+                .get("SCHILY.xattr.security.capability"),
             Some(&CAP.to_vec())
         );
     }
@@ -336,7 +349,11 @@ fn every_kind_of_change_round_trips_through_a_layer() {
         if s.path != "bin/cap" {
             assert!(s.pax.is_empty(), "{} has no PAX records", s.path);
         }
-        assert!(!s.path.starts_with("proc") && !s.path.starts_with("var"), "{}", s.path);
+        assert!(
+            !s.path.starts_with("proc") && !s.path.starts_with("var"),
+            "{}",
+            s.path
+        );
     }
 
     // Round trip: the "before" tree plus the layer is the "after" tree.
@@ -397,7 +414,12 @@ fn ignored_paths_never_appear_and_a_step_only_ignore_deletes_nothing() {
         .add_prefix("/tmp/apt-key-gpghome");
     std::thread::sleep(std::time::Duration::from_millis(20));
     write(tmp.path(), "root/.cache/pip/y", b"more", 0o644);
-    write(tmp.path(), "etc/resolv.conf", b"nameserver 10.0.0.1\n", 0o644);
+    write(
+        tmp.path(),
+        "etc/resolv.conf",
+        b"nameserver 10.0.0.1\n",
+        0o644,
+    );
     fs::remove_file(tmp.path().join("tmp/apt-key-gpghome.Xyz/k")).unwrap();
     let after = Index::scan(&root, &step).unwrap();
     assert!(after.get("root/.cache").is_none());
@@ -432,7 +454,15 @@ fn ignore_set_semantics() {
     ] {
         assert!(s.is_ignored(yes), "{yes}");
     }
-    for no in ["/", "/var", "/var/runner", "/procfs", "/opt/xy", "/tmp", "/sysroot"] {
+    for no in [
+        "/",
+        "/var",
+        "/var/runner",
+        "/procfs",
+        "/opt/xy",
+        "/tmp",
+        "/sysroot",
+    ] {
         assert!(!s.is_ignored(no), "{no}");
     }
     assert!(!IgnoreSet::defaults(false).is_ignored("/var/run/x"));
@@ -449,7 +479,10 @@ fn names_that_are_not_utf8_round_trip() {
     fs::write(tmp.path().join("d").join(name), b"latin-1").unwrap();
     let after = Index::scan(&root, &IgnoreSet::new()).unwrap();
     let changes = diff(&before, &after);
-    assert_eq!(changes.added_or_modified, vec![PathBuf::from("d"), Path::new("d").join(name)]);
+    assert_eq!(
+        changes.added_or_modified,
+        vec![PathBuf::from("d"), Path::new("d").join(name)]
+    );
     let store_dir = tempfile::tempdir().unwrap();
     let store = BlobStore::open(&store_dir.path().join("store")).unwrap();
     let mut w = LayerWriter::new(&store, LayerCompression::None, MediaTypes::Oci).unwrap();

@@ -173,10 +173,12 @@ pub fn write_layer(
     let mut parents: BTreeSet<&[u8]> = BTreeSet::new();
     for p in &changes.added_or_modified {
         let rel = rel_bytes(p);
-        let entry = after.get_bytes(rel).ok_or_else(|| SnapshotError::InvalidPath {
-            path: image_path(rel),
-            reason: "it is not in the index of the root",
-        })?;
+        let entry = after
+            .get_bytes(rel)
+            .ok_or_else(|| SnapshotError::InvalidPath {
+                path: image_path(rel),
+                reason: "it is not in the index of the root",
+            })?;
         items.insert(rel, Item::Present(entry));
         parents.extend(ancestors(rel));
     }
@@ -191,10 +193,7 @@ pub fn write_layer(
         }
     }
 
-    let mut reader = Reader {
-        root,
-        cached: None,
-    };
+    let mut reader = Reader { root, cached: None };
     let mut first_link: HashMap<(u64, u64), &[u8]> = HashMap::new();
     for (rel, item) in items {
         let path = Path::new(OsStr::from_bytes(rel));

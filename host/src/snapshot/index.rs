@@ -84,9 +84,10 @@ impl IgnoreSet {
 
     /// Whether a normalized relative path is ignored.
     pub(crate) fn matches(&self, rel: &[u8]) -> bool {
-        self.paths.iter().any(|p| {
-            rel.starts_with(p) && (rel.len() == p.len() || rel[p.len()] == b'/')
-        }) || self.prefixes.iter().any(|p| rel.starts_with(p))
+        self.paths
+            .iter()
+            .any(|p| rel.starts_with(p) && (rel.len() == p.len() || rel[p.len()] == b'/'))
+            || self.prefixes.iter().any(|p| rel.starts_with(p))
     }
 }
 
@@ -180,6 +181,28 @@ impl Index {
     /// disappears during the walk is left out; any other error fails the
     /// scan, naming the path.
     pub fn scan(root: &Root, ignore: &IgnoreSet) -> Result<Index, SnapshotError> {
+        Self::walk(root, ignore, None)
+    }
+
+    /// Like [`scan`](Self::scan), reusing what `previous` (the index of the
+    /// step before) knows: a regular file whose inode, device and change
+    /// time are unchanged keeps its recorded `security.capability` instead
+    /// of opening the file to read it again (setting or removing an xattr
+    /// moves the change time, so nothing is missed). This leaves one
+    /// `fstatat` per path, the cost of a step that changed little.
+    pub fn rescan(
+        root: &Root,
+        ignore: &IgnoreSet,
+        previous: &Index,
+    ) -> Result<Index, SnapshotError> {
+        Self::walk(root, ignore, Some(previous))
+    }
+
+    fn walk(
+        root: &Root,
+        ignore: &IgnoreSet,
+        previous: Option<&Index>,
+    ) -> Result<Index, SnapshotError> {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -205,16 +228,15 @@ impl Index {
             wake: Condvar::new(),
             threads,
         };
-        let results: Vec<Result<Vec<(Vec<u8>, Entry)>, SnapshotError>> =
-            std::thread::scope(|s| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|_| s.spawn(|| worker(&shared, ignore)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            });
+        let results: Vec<Result<Vec<(Vec<u8>, Entry)>, SnapshotError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| s.spawn(|| worker(&shared, ignore, previous)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
         let mut entries = Vec::new();
         for r in results {
             entries.extend(r?);
@@ -317,7 +339,24 @@ impl Shared {
     }
 }
 
-fn worker(shared: &Shared, ignore: &IgnoreSet) -> Result<Vec<(Vec<u8>, Entry)>, SnapshotError> {
+/// Stops the other workers if this one panics, so none waits for it.
+struct PanicGuard<'s>(&'s Shared);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().failed = true;
+            self.0.wake.notify_all();
+        }
+    }
+}
+
+fn worker(
+    shared: &Shared,
+    ignore: &IgnoreSet,
+    previous: Option<&Index>,
+) -> Result<Vec<(Vec<u8>, Entry)>, SnapshotError> {
+    let _guard = PanicGuard(shared);
     let mut out = Vec::new();
     let mut finished = false;
     while let Some(job) = shared.next(finished) {
@@ -327,7 +366,7 @@ fn worker(shared: &Shared, ignore: &IgnoreSet) -> Result<Vec<(Vec<u8>, Entry)>, 
         let mut local = vec![job];
         while let Some(job) = local.pop() {
             let mut subdirs = Vec::new();
-            if let Err(e) = read_dir(job, ignore, &mut out, &mut subdirs) {
+            if let Err(e) = read_dir(job, ignore, previous, &mut out, &mut subdirs) {
                 shared.lock().failed = true;
                 shared.wake.notify_all();
                 return Err(e);
@@ -366,6 +405,7 @@ pub(crate) fn image_path(rel: &[u8]) -> String {
 fn read_dir(
     job: Job,
     ignore: &IgnoreSet,
+    previous: Option<&Index>,
     out: &mut Vec<(Vec<u8>, Entry)>,
     subdirs: &mut Vec<Job>,
 ) -> Result<(), SnapshotError> {
@@ -428,10 +468,18 @@ fn read_dir(
         } else {
             None
         };
-        let capability = if kind == FileKind::Regular {
-            read_capability(&fd, name).map_err(scan_err(&rel, "read capabilities of"))?
-        } else {
-            None
+        let (mtime_ns, ctime_ns) = (
+            ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+        );
+        let (ino, dev) = (st.st_ino as u64, st.st_dev as u64);
+        let known = previous
+            .and_then(|p| p.get_bytes(&rel))
+            .filter(|e| e.kind == kind && e.ino == ino && e.dev == dev && e.ctime_ns == ctime_ns);
+        let capability = match known {
+            _ if kind != FileKind::Regular => None,
+            Some(e) => e.capability.clone(),
+            None => read_capability(&fd, name).map_err(scan_err(&rel, "read capabilities of"))?,
         };
         let entry = Entry {
             kind,
@@ -439,10 +487,10 @@ fn read_dir(
             uid: st.st_uid,
             gid: st.st_gid,
             size: st.st_size as u64,
-            mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
-            ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
-            ino: st.st_ino as u64,
-            dev: st.st_dev as u64,
+            mtime_ns,
+            ctime_ns,
+            ino,
+            dev,
             nlink: st.st_nlink as u64,
             rdev: st.st_rdev as u64,
             link_target,
