@@ -121,7 +121,7 @@ fn change(root: &Path) {
     // A FIFO.
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &root.join("pipe"),
+        root.join("pipe"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from(0o600),
         0,

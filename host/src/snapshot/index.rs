@@ -228,7 +228,7 @@ impl Index {
             wake: Condvar::new(),
             threads,
         };
-        let results: Vec<Result<Vec<(Vec<u8>, Entry)>, SnapshotError>> = std::thread::scope(|s| {
+        let results: Vec<Result<Vec<Indexed>, SnapshotError>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
                 .map(|_| s.spawn(|| worker(&shared, ignore, previous)))
                 .collect();
@@ -287,6 +287,9 @@ impl Index {
         &self.entries
     }
 }
+
+/// One indexed path: relative bytes and metadata.
+type Indexed = (Vec<u8>, Entry);
 
 /// A directory to read: either already open (`fd`), or `rel`'s last
 /// component to open relative to `parent`.
@@ -355,7 +358,7 @@ fn worker(
     shared: &Shared,
     ignore: &IgnoreSet,
     previous: Option<&Index>,
-) -> Result<Vec<(Vec<u8>, Entry)>, SnapshotError> {
+) -> Result<Vec<Indexed>, SnapshotError> {
     let _guard = PanicGuard(shared);
     let mut out = Vec::new();
     let mut finished = false;
