@@ -28,6 +28,18 @@
 //!   new directory keeps some old names, and it needs no second walk.
 //!   When a directory is replaced by a non-directory, the new entry replaces
 //!   the whole subtree when applied, so no whiteout is written under it.
+//!
+//! # Limits
+//!
+//! - Timestamps come from the kernel's clock tick: a change made within the
+//!   same tick as the previous scan, keeping size, mode and inode, could go
+//!   unseen. Between two RUN steps far more than a tick passes, and Linux
+//!   6.13+ gives ext4, xfs, btrfs and tmpfs fine-grained times when they are
+//!   queried. (Kaniko compares mtimes only and misses more.)
+//! - The root directory has no entry: its own mode or owner is not recorded
+//!   (a layer has no entry for `/` either). Sockets are not indexed.
+//! - A changed file kiln cannot open (unprivileged, no read permission)
+//!   fails [`write_layer`], naming it.
 
 use super::index::{CAPABILITY_XATTR, Entry, FileKind, Index, image_path};
 use super::{EntryMeta, LayerWriter, SnapshotError, SpecialFile};

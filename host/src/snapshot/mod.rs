@@ -24,7 +24,7 @@
 //! [`write_layer`] streams what changed into a [`LayerWriter`]:
 //!
 //! ```text
-//! Index::scan (before) … RUN … Index::scan (after) → diff → Changes → write_layer
+//! Index::scan (before) … RUN … Index::rescan (after, reusing before) → diff → Changes → write_layer
 //! ```
 //!
 //! [`IgnoreSet`] names what is never indexed nor written (`/proc`, `/sys`,
