@@ -13,14 +13,13 @@
 //! | [`registry`] | references, credentials, pull/push, mirrors, retries; async over `oci-client` | `image`, `store` |
 //! | [`store`] | the local content-addressed blob store (verify, then rename into place) | `image` |
 //! | [`rootfs`] | the build root as a `cap_std::fs::Dir`: streaming layer unpack (whiteouts, links, modes, owners), chroot-style path resolution, WORKDIR, user lookup, COPY/ADD with an exact change set (context with `.dockerignore` or `--from` root; ADD archive extraction) | `image`, `plan`, `dockerfile` (ignore, glob) |
-//! | [`snapshot`] | layer tars: typed entries, whiteouts, PAX, mtime clamp → compress → digest → store; a layer from a COPY/ADD change set | `image`, `store`, `rootfs` |
+//! | [`snapshot`] | change detection after RUN (metadata index, diff, ignore set) and layer tars: typed entries, whiteouts, PAX, mtime clamp → compress → digest → store; layers from COPY/ADD change sets | `rootfs`, `image`, `store` |
 //! | [`sandbox`] | RUN: namespaces, chroot or host-root isolation through a re-exec'd init; mounts | `rootfs`, `plan` (network mode) |
 //! | [`output`] | docker-archive tarball, OCI image layout, digest files; atomic on disk | `image`, `store` |
 //! | [`build`] | the executor: reads inputs, drives the modules above | all of the above |
 //!
 //! Modules still to come, in the order the design's data flow uses them:
-//! change detection for `snapshot`, `cache` and `policy`
-//! (the wasmtime host).
+//! `cache` and `policy` (the wasmtime host).
 //!
 //! The binary's `cli` module (in `src/cli/`, not part of this library) turns
 //! flags into the options these modules take and is the only place that uses

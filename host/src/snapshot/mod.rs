@@ -16,17 +16,32 @@
 //! tar::Builder → HashingWriter (diff_id) → gzip | zstd | none → BlobWriter (digest, size)
 //! ```
 //!
-//! Change detection (walking a root against an index) comes with the
-//! `rootfs` module; this module owns the tar format.
+//! # Change detection
 //!
-//! May use `image` and `store`; never the network.
+//! After a RUN step, [`Index::scan`] records every path's metadata (a
+//! parallel walk through the root's `Dir`, no content read), [`diff`]
+//! compares it with the index kept from the step before, and
+//! [`write_layer`] streams what changed into a [`LayerWriter`]:
+//!
+//! ```text
+//! Index::scan (before) … RUN … Index::rescan (after, reusing before) → diff → Changes → write_layer
+//! ```
+//!
+//! [`IgnoreSet`] names what is never indexed nor written (`/proc`, `/sys`,
+//! `/dev`, `/var/run`, host-provided files, mount targets, `--ignore-path`).
+//!
+//! May use `rootfs`, `image` and `store`; never the network.
 
 mod changes;
+mod diff;
+mod index;
 mod layer;
 #[cfg(test)]
 mod tests;
 
 pub use changes::write_changes;
+pub use diff::{Changes, diff, write_layer};
+pub use index::{Entry, FileKind, IgnoreSet, Index};
 pub use layer::{EntryMeta, Layer, LayerCompression, LayerWriter, MediaTypes, SpecialFile};
 
 use crate::rootfs::RootfsError;
@@ -44,6 +59,17 @@ pub enum SnapshotError {
     Io {
         /// The entry's path in the layer, or what was being done.
         path: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Walking or reading the build root failed.
+    #[error("cannot {action} {path} in the build root")]
+    Scan {
+        /// The image path.
+        path: String,
+        /// What was being done.
+        action: &'static str,
         /// Why.
         #[source]
         source: io::Error,
