@@ -19,7 +19,11 @@ use crate::registry::{
     parse_reference,
 };
 use crate::rootfs::{self, CopyError, CopyRequest, CopySource, Root, RootfsError};
-use crate::snapshot::{EntryMeta, LayerCompression, LayerWriter, SnapshotError, write_changes};
+use crate::sandbox::{self, Isolation, MountSpec, SandboxError, SandboxSpec};
+use crate::snapshot::{
+    EntryMeta, IgnoreSet, Index, LayerCompression, LayerWriter, SnapshotError, write_changes,
+    write_layer,
+};
 use crate::store::{BlobStore, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -65,6 +69,91 @@ pub struct BuildOptions {
     pub store_dir: PathBuf,
     /// A scratch directory for build roots; removed when the build ends.
     pub work_dir: PathBuf,
+    /// How RUN is isolated; probed (namespaces, else chroot, else
+    /// host-root) when `None`.
+    pub isolation: Option<Isolation>,
+    /// `--secret id=…,src=…|env=…`: what `RUN --mount=type=secret` reads.
+    pub secrets: Vec<Secret>,
+    /// `--ignore-path`: never part of a RUN layer.
+    pub ignore_paths: Vec<PathBuf>,
+    /// `--ignore-var-run`: leave `/var/run` out of RUN layers.
+    pub ignore_var_run: bool,
+    /// Where the cache mounts (`RUN --mount=type=cache`) keep their content
+    /// between builds.
+    pub cache_mount_dir: PathBuf,
+}
+
+/// A build secret given on the command line. Its value never reaches a
+/// layer, the history, a log line or an error.
+#[derive(Clone)]
+pub struct Secret {
+    /// The id `RUN --mount=type=secret,id=…` names.
+    pub id: String,
+    /// Where the value comes from.
+    pub source: SecretSource,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a secret's value is read.
+#[derive(Clone)]
+pub enum SecretSource {
+    /// A file on the host.
+    File(PathBuf),
+    /// An environment variable of kiln's process.
+    Env(String),
+}
+
+impl Secret {
+    /// Parses `id=x,src=path`, `id=x,env=VAR`, `id=x` (env var `x`), as
+    /// BuildKit's `--secret` does.
+    pub fn parse(text: &str) -> Result<Secret, String> {
+        let mut id = None;
+        let mut src = None;
+        let mut env = None;
+        let mut kind = None;
+        for field in text.split(',') {
+            let (k, v) = field
+                .split_once('=')
+                .ok_or_else(|| format!("invalid --secret field {field:?}: expected key=value"))?;
+            match k {
+                "id" => id = Some(v.to_string()),
+                "src" | "source" => src = Some(v.to_string()),
+                "env" => env = Some(v.to_string()),
+                "type" => kind = Some(v.to_string()),
+                other => {
+                    return Err(format!(
+                        "invalid --secret key {other:?}: expected id, src, env or type"
+                    ));
+                }
+            }
+        }
+        let id = id
+            .or_else(|| {
+                src.as_deref()
+                    .and_then(|p| Path::new(p).file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .ok_or("--secret needs id=<id>")?;
+        let source = match (src, env, kind.as_deref()) {
+            (Some(p), None, None | Some("file")) => SecretSource::File(PathBuf::from(p)),
+            (None, Some(e), None | Some("env")) => SecretSource::Env(e),
+            (None, None, Some("env")) => SecretSource::Env(id.clone()),
+            (None, None, _) => SecretSource::Env(id.clone()),
+            _ => {
+                return Err(format!(
+                    "--secret id={id}: give either src=<file> or env=<variable>"
+                ));
+            }
+        };
+        Ok(Secret { id, source })
+    }
 }
 
 /// What a finished build produced.
@@ -196,9 +285,52 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    /// A RUN step exited non-zero.
+    #[error("{file}:{line}: RUN {command} exited with code {code}{}", tail(.last_lines))]
+    RunFailed {
+        /// The Dockerfile.
+        file: String,
+        /// The instruction's line.
+        line: usize,
+        /// The command, shortened.
+        command: String,
+        /// Its exit code.
+        code: i32,
+        /// The last lines it printed.
+        last_lines: Vec<String>,
+    },
+    /// A RUN step could not be started.
+    #[error("{file}:{line}: RUN could not run")]
+    Sandbox {
+        /// The Dockerfile.
+        file: String,
+        /// The instruction's line.
+        line: usize,
+        /// Why.
+        #[source]
+        source: Box<SandboxError>,
+    },
+    /// A RUN mount could not be prepared.
+    #[error("{file}:{line}: RUN --mount: {reason}")]
+    Mount {
+        /// The Dockerfile.
+        file: String,
+        /// The instruction's line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// A blocking task panicked or was cancelled.
     #[error("internal error: a build task stopped unexpectedly")]
     Join(#[from] tokio::task::JoinError),
+}
+
+fn tail(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; last output:\n  {}", lines.join("\n  "))
+    }
 }
 
 impl From<RegistryError> for BuildError {
@@ -212,6 +344,8 @@ struct StageResult {
     config: ConfigBuilder,
     layers: Vec<StageLayer>,
     root: Option<Arc<Root>>,
+    /// The root's metadata after the last RUN, when nothing changed it since.
+    index: Option<Index>,
 }
 
 /// A layer of a stage's image, with where it can be mounted from on push.
@@ -342,6 +476,27 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
             },
         )?;
     let mut image_roots: HashMap<String, Arc<Root>> = HashMap::new();
+    let needs_run = plan.order.iter().any(|&i| {
+        plan.stages[i]
+            .steps
+            .iter()
+            .any(|s| matches!(s.instruction, Instruction::Run(_)))
+    });
+    let isolation = match opts.isolation {
+        Some(i) => i,
+        None if needs_run => {
+            let i = tokio::task::block_in_place(sandbox::probe);
+            tracing::info!("RUN isolation: {i} (probed)");
+            i
+        }
+        None => Isolation::Namespaces,
+    };
+    // Proxy build args reach RUN without an ARG, as in BuildKit.
+    let proxies: Vec<(String, String)> = plan::PROXY_ARGS
+        .iter()
+        .filter_map(|k| opts.build_args.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+
     let mut results: HashMap<usize, StageResult> = HashMap::new();
     for &i in &plan.order {
         let stage = &plan.stages[i];
@@ -383,6 +538,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
             config,
             layers,
             root: None,
+            index: None,
         };
         for step in &stage.steps {
             match result
@@ -395,6 +551,56 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                 })? {
                 Applied::Done => {}
                 Applied::Filesystem { created_by } => match &step.instruction {
+                    Instruction::Run(run) => {
+                        // Roots that RUN --mount=from=<stage> reads.
+                        let mut from_roots: HashMap<String, Arc<Root>> = HashMap::new();
+                        for m in &run.mounts {
+                            let Some(from) = &m.from else { continue };
+                            let lower = from.to_lowercase();
+                            let j = from.parse::<usize>().ok().or_else(|| {
+                                plan.stages
+                                    .iter()
+                                    .position(|st| st.name.as_deref() == Some(lower.as_str()))
+                            });
+                            let Some(j) = j.filter(|j| results.contains_key(j)) else {
+                                return Err(BuildError::NotSupported {
+                                    file: file.clone(),
+                                    line: step.line,
+                                    what: format!(
+                                        "RUN --mount from={from} (an image, not a built stage)"
+                                    ),
+                                });
+                            };
+                            let parent = results.get_mut(&j).expect("checked above");
+                            let path = opts.work_dir.join(format!("stage-{j}"));
+                            let root =
+                                root_of(parent, &store, &path, &plan.stages[j].label()).await?;
+                            from_roots.insert(from.clone(), root);
+                        }
+                        let root_path = opts.work_dir.join(format!("stage-{i}"));
+                        let layer = run_step(
+                            &mut result,
+                            RunJob {
+                                run,
+                                file: &file,
+                                line: step.line,
+                                stage: &label,
+                                context: &inputs.context,
+                                from_roots: &from_roots,
+                                isolation,
+                                proxies: &proxies,
+                            },
+                            &store,
+                            &root_path,
+                            opts,
+                        )
+                        .await?;
+                        let made = layer.is_some();
+                        if let Some(l) = layer {
+                            result.layers.push(l);
+                        }
+                        result.config.add_history(created_by, made);
+                    }
                     Instruction::Copy(copy) => {
                         let source_root = match &copy.from {
                             None => None,
@@ -418,6 +624,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                                         config: ConfigBuilder::from_image(&config),
                                         layers: base_layers(image, &config)?,
                                         root: None,
+                                        index: None,
                                     };
                                     let path =
                                         opts.work_dir.join(format!("image-{}", image_roots.len()));
@@ -445,6 +652,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                         )
                         .await?;
                         result.layers.push(layer);
+                        result.index = None;
                         result.config.add_history(created_by, true);
                     }
                     Instruction::Workdir { .. } => {
@@ -460,6 +668,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                         if let Some(l) = layer {
                             result.layers.push(l);
                         }
+                        result.index = None;
                         result.config.add_history(created_by, made);
                     }
                     other => {
@@ -487,11 +696,13 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
 fn check_supported(plan: &Plan, file: &str) -> Result<(), BuildError> {
     for &i in &plan.order {
         for step in &plan.stages[i].steps {
-            if matches!(step.instruction, Instruction::Run(_)) {
+            if let Instruction::Run(run) = &step.instruction
+                && run.security == plan::values::Security::Insecure
+            {
                 return Err(BuildError::NotSupported {
                     file: file.to_string(),
                     line: step.line,
-                    what: "RUN (running commands in the build sandbox)".to_string(),
+                    what: "RUN --security=insecure".to_string(),
                 });
             }
         }
@@ -634,6 +845,332 @@ async fn workdir_layer(
         }))
     })
     .await?
+}
+
+/// One RUN to execute and what it may read.
+struct RunJob<'a> {
+    run: &'a plan::Run,
+    file: &'a str,
+    line: usize,
+    stage: &'a str,
+    context: &'a Path,
+    from_roots: &'a HashMap<String, Arc<Root>>,
+    isolation: Isolation,
+    proxies: &'a [(String, String)],
+}
+
+/// RUN: prepares the mounts, runs the command in the sandbox, and makes a
+/// layer of what changed in the root (none when nothing did).
+async fn run_step(
+    result: &mut StageResult,
+    job: RunJob<'_>,
+    store: &Arc<BlobStore>,
+    root_path: &Path,
+    opts: &BuildOptions,
+) -> Result<Option<StageLayer>, BuildError> {
+    let root = root_of(result, store, root_path, job.stage).await?;
+    let rootfs_err = |source| BuildError::Rootfs {
+        stage: job.stage.to_string(),
+        source,
+    };
+    let mount_err = |reason: String| BuildError::Mount {
+        file: job.file.to_string(),
+        line: job.line,
+        reason,
+    };
+    let user = result.config.user().to_string();
+    let (uid, gid, groups) = if user.is_empty() {
+        (0, 0, Vec::new())
+    } else {
+        rootfs::lookup_user(&root, &user).map_err(rootfs_err)?
+    };
+    let mut args = result.config.run_args(job.run);
+    let mut env: Vec<(String, String)> = result.config.run_env().to_vec();
+    for (k, v) in job.proxies {
+        if !env.iter().any(|(e, _)| e == k) {
+            env.push((k.clone(), v.clone()));
+        }
+    }
+    let cwd = match result.config.working_dir() {
+        "" => "/".to_string(),
+        wd => wd.to_string(),
+    };
+    // Files only this step sees: secrets, heredoc scripts.
+    let private = opts.work_dir.join(format!("run-{}", job.line));
+    std::fs::create_dir_all(&private).map_err(|source| BuildError::WorkDir {
+        path: private.clone(),
+        source,
+    })?;
+    let mut mounts = Vec::new();
+    let mut ssh_index = 0;
+    for (n, m) in job.run.mounts.iter().enumerate() {
+        use plan::values::MountType;
+        let target = |default: &str| -> Result<String, BuildError> {
+            m.resolved_target(&cwd)
+                .map(|t| if t.is_empty() { default.to_string() } else { t })
+                .map_err(|e| mount_err(e.to_string()))
+        };
+        match m.mount_type {
+            MountType::Tmpfs => mounts.push(MountSpec::Tmpfs {
+                target: target("")?,
+                size: m.size_limit,
+            }),
+            MountType::Cache => {
+                let id = m.id.clone().unwrap_or_default();
+                let dir = opts
+                    .cache_mount_dir
+                    .join(crate::image::Digest::sha256_of(id.as_bytes()).short());
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    mount_err(format!(
+                        "cannot create the cache directory {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+                if m.uid.is_some() || m.gid.is_some() || m.mode.is_some() {
+                    let _ = rustix::fs::chown(
+                        &dir,
+                        m.uid.map(rustix::fs::Uid::from_raw),
+                        m.gid.map(rustix::fs::Gid::from_raw),
+                    );
+                    let _ = rustix::fs::chmod(
+                        &dir,
+                        rustix::fs::Mode::from_raw_mode(m.mode.unwrap_or(0o755)),
+                    );
+                }
+                mounts.push(MountSpec::Bind {
+                    source: dir,
+                    target: target("")?,
+                    read_only: m.read_only,
+                });
+            }
+            MountType::Bind => {
+                if !m.read_only {
+                    return Err(BuildError::NotSupported {
+                        file: job.file.to_string(),
+                        line: job.line,
+                        what: "RUN --mount=type=bind,rw (writes that are discarded)".to_string(),
+                    });
+                }
+                let base = match &m.from {
+                    None => job.context.to_path_buf(),
+                    Some(f) => job.from_roots[f].path().to_path_buf(),
+                };
+                let source =
+                    contained(&base, m.source.as_deref().unwrap_or(".")).map_err(mount_err)?;
+                mounts.push(MountSpec::Bind {
+                    source,
+                    target: target("")?,
+                    read_only: true,
+                });
+            }
+            MountType::Secret => {
+                let id = m.id.clone().unwrap_or_default();
+                let Some(secret) = opts.secrets.iter().find(|s| s.id == id) else {
+                    if m.required {
+                        return Err(mount_err(format!(
+                            "secret {id:?} is required but was not given: pass --secret id={id},src=<file>"
+                        )));
+                    }
+                    continue;
+                };
+                let value = match &secret.source {
+                    SecretSource::File(p) => std::fs::read(p).map_err(|e| {
+                        mount_err(format!(
+                            "cannot read secret {id:?} from {}: {e}",
+                            p.display()
+                        ))
+                    })?,
+                    SecretSource::Env(var) => std::env::var_os(var)
+                        .map(|v| v.into_encoded_bytes())
+                        .ok_or_else(|| {
+                            mount_err(format!(
+                                "secret {id:?}: environment variable {var} is not set"
+                            ))
+                        })?,
+                };
+                if let Some(var) = &m.env {
+                    env.push((var.clone(), String::from_utf8_lossy(&value).into_owned()));
+                }
+                if let Some(t) = &m.target {
+                    let file = private.join(format!("secret-{n}"));
+                    write_private(
+                        &file,
+                        &value,
+                        m.file_mode().unwrap_or(0o400),
+                        m.uid.unwrap_or(uid),
+                        m.gid.unwrap_or(gid),
+                    )
+                    .map_err(|e| mount_err(format!("cannot prepare secret {id:?}: {e}")))?;
+                    let target = if t.starts_with('/') {
+                        t.clone()
+                    } else {
+                        format!("{cwd}/{t}")
+                    };
+                    mounts.push(MountSpec::Bind {
+                        source: file,
+                        target,
+                        read_only: true,
+                    });
+                }
+            }
+            MountType::Ssh => {
+                let Some(sock) = std::env::var_os("SSH_AUTH_SOCK") else {
+                    if m.required {
+                        return Err(mount_err(
+                            "an ssh mount is required but SSH_AUTH_SOCK is not set".to_string(),
+                        ));
+                    }
+                    continue;
+                };
+                let target = m
+                    .target
+                    .clone()
+                    .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{ssh_index}"));
+                ssh_index += 1;
+                env.push(("SSH_AUTH_SOCK".to_string(), target.clone()));
+                mounts.push(MountSpec::Bind {
+                    source: PathBuf::from(sock),
+                    target,
+                    read_only: true,
+                });
+            }
+        }
+    }
+    // A lone heredoc starting with #! runs as a file at /dev/pipes/<name>.
+    if let Some(script) = args.last().and_then(|a| a.strip_prefix("/dev/pipes/"))
+        && let Some(doc) = job.run.heredocs.iter().find(|d| d.name == script)
+    {
+        let file = private.join(format!("pipe-{script}"));
+        write_private(&file, doc.content.as_bytes(), 0o755, uid, gid)
+            .map_err(|e| mount_err(format!("cannot prepare the heredoc script: {e}")))?;
+        mounts.push(MountSpec::Bind {
+            source: file,
+            target: format!("/dev/pipes/{script}"),
+            read_only: true,
+        });
+    }
+    if !mounts.is_empty() && job.isolation != Isolation::Namespaces {
+        return Err(BuildError::NotSupported {
+            file: job.file.to_string(),
+            line: job.line,
+            what: format!("RUN mounts with --isolation={}", job.isolation),
+        });
+    }
+    if args.is_empty() {
+        args.push("/bin/sh".into());
+    }
+
+    let mut ignore = IgnoreSet::defaults(opts.ignore_var_run);
+    for p in &opts.ignore_paths {
+        ignore.add_path(p);
+    }
+    let before = match result.index.take() {
+        Some(index) => index,
+        None => tokio::task::block_in_place(|| Index::scan(&root, &ignore))?,
+    };
+    let mut spec = SandboxSpec::new(root.path(), args.clone());
+    spec.env = env;
+    spec.cwd = cwd;
+    spec.uid = uid;
+    spec.gid = gid;
+    spec.groups = groups;
+    spec.network = job.run.network;
+    spec.mounts = mounts.clone();
+    spec.isolation = job.isolation;
+    let prefix = format!("[{} {}]", job.stage, job.line);
+    let outcome = tokio::task::block_in_place(|| {
+        sandbox::run(&spec, &mut |line| tracing::info!("{prefix} {}", line.text))
+    });
+    let _ = std::fs::remove_dir_all(&private);
+    let outcome = outcome.map_err(|e| match e {
+        SandboxError::Failed { code, last_lines } => BuildError::RunFailed {
+            file: job.file.to_string(),
+            line: job.line,
+            command: shorten(&args.join(" ")),
+            code,
+            last_lines,
+        },
+        other => BuildError::Sandbox {
+            file: job.file.to_string(),
+            line: job.line,
+            source: Box::new(other),
+        },
+    })?;
+    let mut after_ignore = ignore.clone();
+    for p in outcome
+        .placeholders
+        .iter()
+        .map(String::as_str)
+        .chain(mounts.iter().map(MountSpec::target))
+    {
+        after_ignore.add_path(p);
+    }
+    let (after, layer) = tokio::task::block_in_place(|| -> Result<_, BuildError> {
+        let after = Index::rescan(&root, &after_ignore, &before)?;
+        let changes = crate::snapshot::diff(&before, &after);
+        if changes.is_empty() {
+            return Ok((after, None));
+        }
+        let mut writer = LayerWriter::new(store, opts.compression, opts.media_types)?;
+        write_layer(&root, &after, &changes, &mut writer)?;
+        Ok((after, Some(writer.finish()?)))
+    })?;
+    result.index = Some(after);
+    Ok(layer.map(|layer| StageLayer {
+        digest: layer.digest,
+        diff_id: layer.diff_id,
+        size: layer.size,
+        media_type: layer.media_type.to_string(),
+        mount_from: None,
+    }))
+}
+
+/// `base/relative`, refusing to leave `base` (lexically and through
+/// symlinks).
+fn contained(base: &Path, relative: &str) -> Result<PathBuf, String> {
+    let base = base
+        .canonicalize()
+        .map_err(|e| format!("cannot open {}: {e}", base.display()))?;
+    let joined = base.join(relative.trim_start_matches('/'));
+    let real = joined
+        .canonicalize()
+        .map_err(|e| format!("bind source {relative:?} not found: {e}"))?;
+    if real.starts_with(&base) {
+        Ok(real)
+    } else {
+        Err(format!(
+            "bind source {relative:?} leaves its context or stage"
+        ))
+    }
+}
+
+/// Writes a file only this step reads (a secret or a script), with its
+/// mode and owner set before anyone can open it.
+fn write_private(path: &Path, bytes: &[u8], mode: u32, uid: u32, gid: u32) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    let _ = rustix::fs::fchown(
+        &f,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    );
+    rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(mode))?;
+    Ok(())
+}
+
+fn shorten(text: &str) -> String {
+    let one_line = text.replace('\n', " ");
+    if one_line.chars().count() > 80 {
+        format!("{}…", one_line.chars().take(80).collect::<String>())
+    } else {
+        one_line
+    }
 }
 
 /// One COPY or ADD to run: the instruction and where it reads.

@@ -9,7 +9,7 @@
 pub mod config;
 mod executor;
 
-pub use executor::{BuildError, BuildOptions, BuildOutcome, run};
+pub use executor::{BuildError, BuildOptions, BuildOutcome, Secret, SecretSource, run};
 
 use crate::dockerfile::ignore::{IgnoreError, IgnoreMatcher, dockerfile_specific_ignore_name};
 use std::path::{Path, PathBuf};

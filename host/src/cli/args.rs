@@ -205,6 +205,11 @@ const SUPPORTED_FLAGS: &[&str] = &[
     "--skip-default-registry-fallback",
     "--image-download-retry",
     "--kaniko-dir",
+    // Execution.
+    "--secret",
+    "--ignore-path",
+    "--ignore-var-run",
+    "--isolation",
 ];
 
 /// Flags of `kiln build`: Kaniko's executor flags and kiln's own.
@@ -925,6 +930,19 @@ pub(crate) struct BuildArgs {
         help_heading = H_KILN
     )]
     pub(crate) format: OutputFormat,
+
+    /// How RUN steps are isolated from the host: namespaces (user, mount, pid,
+    /// ipc, uts), chroot (only CAP_SYS_CHROOT, no mounts), host-root (Kaniko's
+    /// model: the build root is / of a throw-away container), or auto to
+    /// probe them in that order
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value_t = IsolationArg::Auto,
+        help_heading = H_KILN
+    )]
+    pub(crate) isolation: IsolationArg,
 }
 
 impl BuildArgs {
@@ -1052,6 +1070,7 @@ impl BuildArgs {
             // kiln
             ("--dry-run", self.dry_run),
             ("--format", self.format != OutputFormat::Text),
+            ("--isolation", self.isolation != IsolationArg::Auto),
         ]
     }
 
@@ -1249,6 +1268,19 @@ pub(crate) enum LogFormat {
     Color,
     /// One JSON object per line
     Json,
+}
+
+/// `--isolation`: how RUN is isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum IsolationArg {
+    /// Probe: namespaces, else chroot, else host-root
+    Auto,
+    /// User (when not root), mount, pid, ipc and uts namespaces with pivot_root
+    Namespaces,
+    /// chroot only, for pods without mount privileges
+    Chroot,
+    /// Run against / itself, as Kaniko does, in a throw-away container
+    HostRoot,
 }
 
 /// `--format`: how `--dry-run` prints the plan.

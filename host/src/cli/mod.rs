@@ -8,14 +8,15 @@ mod args;
 
 use anyhow::Context as _;
 use args::{
-    BuildArgs, Command, Compression, ContextSource, Exit, ImageFormat, LogFormat, LogLevel,
-    OutputFormat,
+    BuildArgs, Command, Compression, ContextSource, Exit, ImageFormat, IsolationArg, LogFormat,
+    LogLevel, OutputFormat,
 };
-use kiln::build::{BuildError, BuildOptions, InputError, load_inputs};
+use kiln::build::{BuildError, BuildOptions, InputError, Secret, load_inputs};
 use kiln::dockerfile::{self, ParseError};
 use kiln::image::manifest::MediaTypes;
 use kiln::plan::{self, PlanError, PlanOptions, values};
 use kiln::registry::RegistryOptions;
+use kiln::sandbox::Isolation;
 use kiln::snapshot::LayerCompression;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};
@@ -277,6 +278,7 @@ fn build_options(
         build.kaniko_dir.clone()
     };
     let work_dir = work_parent.join(format!("kiln-build-{}", std::process::id()));
+    let store = store_dir();
     Ok(BuildOptions {
         context: PathBuf::from(context),
         dockerfile: build.dockerfile.clone(),
@@ -298,8 +300,25 @@ fn build_options(
         compression,
         media_types,
         registry,
-        store_dir: store_dir(),
+        store_dir: store.clone(),
+        cache_mount_dir: store
+            .parent()
+            .map_or_else(|| store.join("cache-mounts"), |p| p.join("cache-mounts")),
         work_dir,
+        isolation: match build.isolation {
+            IsolationArg::Auto => None,
+            IsolationArg::Namespaces => Some(Isolation::Namespaces),
+            IsolationArg::Chroot => Some(Isolation::Chroot),
+            IsolationArg::HostRoot => Some(Isolation::HostRoot),
+        },
+        secrets: build
+            .secret
+            .iter()
+            .map(|s| Secret::parse(s))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Failure::new(Exit::Usage, format!("error: {e}")))?,
+        ignore_paths: build.ignore_path.clone(),
+        ignore_var_run: build.ignore_var_run,
     })
 }
 

@@ -89,7 +89,40 @@ fn main() -> ExitCode {
         eprintln!("demo: kiln build failed with exit code {}", r.code);
         return ExitCode::FAILURE;
     }
+    // The multi-stage example: RUN with cache and secret mounts, heredocs,
+    // COPY --from, pushed to the local registry.
+    let secret = out.join("token");
+    std::fs::write(&secret, "demo-token-never-in-a-layer\n").expect("writing the demo secret");
+    let hello = registry.image_ref("demo/hello:1");
+    let args = [
+        "build",
+        "--context",
+        "examples/hello",
+        "--dockerfile",
+        "examples/hello/Dockerfile",
+        "--build-arg",
+        &format!("BASE={base}"),
+        "--destination",
+        &hello,
+        "--insecure-registry",
+        &host,
+        "--secret",
+        &format!("id=token,src={}", secret.display()),
+    ];
+    println!("\n== kiln {}", args.join(" "));
+    let r = run_program(&kiln, &args, &env);
+    eprint!("{}", r.stderr);
+    if r.code != 0 {
+        eprintln!("demo: kiln build failed with exit code {}", r.code);
+        return ExitCode::FAILURE;
+    }
+
     let access = Access::default();
+    println!("\n== skopeo inspect docker://{hello}");
+    println!(
+        "{:#}",
+        skopeo_inspect(&format!("docker://{hello}"), &access)
+    );
     let image = format!("docker://{dest}");
     println!("\n== skopeo inspect {image}");
     println!("{:#}", skopeo_inspect(&image, &access));
