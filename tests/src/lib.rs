@@ -133,3 +133,68 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("creating a scratch directory");
     dir
 }
+
+/// A build directory with a Dockerfile and its own blob store.
+pub struct Build {
+    /// The build dir: `ctx/` (the context) and whatever tests put beside it.
+    pub dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Build {
+    /// A scratch build dir named `name` whose context holds `dockerfile`.
+    pub fn new(name: &str, dockerfile: &str) -> Self {
+        let dir = scratch(&format!("build-push-{name}"));
+        std::fs::create_dir_all(dir.join("ctx")).unwrap();
+        std::fs::write(dir.join("ctx/Dockerfile"), dockerfile).unwrap();
+        let env = vec![
+            (
+                "KILN_STORE_DIR".to_string(),
+                dir.join("store").display().to_string(),
+            ),
+            // No credentials unless a test gives some.
+            (
+                "DOCKER_CONFIG".to_string(),
+                dir.join("no-docker-config").display().to_string(),
+            ),
+        ];
+        Self { dir, env }
+    }
+
+    /// Sets an environment variable for kiln.
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// The context directory.
+    pub fn ctx(&self) -> String {
+        self.dir.join("ctx").display().to_string()
+    }
+
+    /// A path in the build dir (outside the context).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Runs `kiln build --context <ctx> <extra>`.
+    pub fn run(&self, extra: &[&str]) -> Run {
+        let ctx = self.ctx();
+        let mut args = vec!["build", "--context", &ctx];
+        args.extend_from_slice(extra);
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        run_program(&kiln_bin(), &args, &env)
+    }
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}

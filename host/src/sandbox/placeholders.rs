@@ -51,14 +51,14 @@ impl Created {
             }
         }
         for (rel, before) in restore {
-            let opened = if rel.as_os_str().is_empty() || rel == Path::new(".") {
-                dir.try_clone()
+            // By name from the root: cap-std opens directories O_PATH,
+            // where futimens fails.
+            let path = if rel.as_os_str().is_empty() {
+                Path::new(".")
             } else {
-                dir.open_dir(rel)
+                rel.as_path()
             };
-            if let Ok(d) = opened {
-                let _ = rustix::fs::futimens(&d, before);
-            }
+            let _ = rustix::fs::utimensat(dir, path, before, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
         }
     }
 }

@@ -73,14 +73,21 @@ impl Changes {
 }
 
 /// Whether `a` and `b` describe different files or metadata.
+///
+/// A directory's ctime is not compared: adding or removing an entry moves
+/// its mtime too (which is compared), while the sandbox's short-lived
+/// placeholders (`/etc/resolv.conf`, mount targets) move only its ctime
+/// once their parent's times are put back. Directory content and metadata
+/// changes are still caught by mtime, mode, owner and nlink.
 fn differs(a: &Entry, b: &Entry) -> bool {
+    let dir = a.kind == FileKind::Directory && b.kind == FileKind::Directory;
     a.kind != b.kind
         || a.mode != b.mode
         || a.uid != b.uid
         || a.gid != b.gid
         || a.size != b.size
         || a.mtime_ns != b.mtime_ns
-        || a.ctime_ns != b.ctime_ns
+        || (!dir && a.ctime_ns != b.ctime_ns)
         || a.ino != b.ino
         || a.nlink != b.nlink
         || a.rdev != b.rdev
