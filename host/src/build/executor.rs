@@ -358,6 +358,18 @@ struct StageLayer {
     mount_from: Option<(String, String)>,
 }
 
+impl From<crate::snapshot::Layer> for StageLayer {
+    fn from(layer: crate::snapshot::Layer) -> Self {
+        StageLayer {
+            digest: layer.digest,
+            diff_id: layer.diff_id,
+            size: layer.size,
+            media_type: layer.media_type.to_string(),
+            mount_from: None,
+        }
+    }
+}
+
 /// Removes the work directory when the build ends, however it ends.
 struct WorkDir(PathBuf);
 
@@ -835,14 +847,7 @@ async fn workdir_layer(
             }
             writer.add_dir(path, &meta)?;
         }
-        let layer = writer.finish()?;
-        Ok(Some(StageLayer {
-            digest: layer.digest,
-            diff_id: layer.diff_id,
-            size: layer.size,
-            media_type: layer.media_type.to_string(),
-            mount_from: None,
-        }))
+        Ok(Some(writer.finish()?.into()))
     })
     .await?
 }
@@ -1116,13 +1121,7 @@ async fn run_step(
         Ok((after, Some(writer.finish()?)))
     })?;
     result.index = Some(after);
-    Ok(layer.map(|layer| StageLayer {
-        digest: layer.digest,
-        diff_id: layer.diff_id,
-        size: layer.size,
-        media_type: layer.media_type.to_string(),
-        mount_from: None,
-    }))
+    Ok(layer.map(StageLayer::from))
 }
 
 /// `base/relative`, refusing to leave `base` (lexically and through
@@ -1244,13 +1243,7 @@ async fn copy_layer(
         write_changes(&root, &changes, &mut writer)?;
         Ok(writer.finish()?)
     })?;
-    Ok(StageLayer {
-        digest: layer.digest,
-        diff_id: layer.diff_id,
-        size: layer.size,
-        media_type: layer.media_type.to_string(),
-        mount_from: None,
-    })
+    Ok(layer.into())
 }
 
 /// The assembled image: blobs in the store, and what pushing needs.

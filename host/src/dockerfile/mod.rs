@@ -16,4 +16,4 @@ mod parser;
 pub mod shell;
 
 pub use error::{ParseError, Span};
-pub use parser::{Directives, Dockerfile, Heredoc, Node, parse};
+pub use parser::{Directives, Dockerfile, Heredoc, Node, go_quote, parse};

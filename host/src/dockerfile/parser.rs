@@ -906,10 +906,10 @@ fn parse_heredoc(word: &str) -> Option<Heredoc> {
     })
 }
 
-/// Quotes a string the way Go's `strconv.Quote` does, for the dump format.
-/// Non-ASCII characters are printed literally unless they are controls or
-/// separators; the conformance data only exercises the ASCII paths.
-pub(crate) fn go_quote(s: &str) -> String {
+/// Go's `strconv.Quote`: `\a \b \f \n \r \t \v \\ \"` escaped, other
+/// control characters as `\xHH`, other non-printable characters as
+/// `\uHHHH`/`\UHHHHHHHH`, printable ones as they are.
+pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -923,25 +923,60 @@ pub(crate) fn go_quote(s: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+            c if go_is_print(c) => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
-            c if c.is_control() || (c != ' ' && c.is_whitespace()) || is_format_char(c) => {
-                if (c as u32) < 0x10000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
+            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
         }
     }
     out.push('"');
     out
 }
 
-fn is_format_char(c: char) -> bool {
-    matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+/// Go's `strconv.IsPrint`, without Unicode's tables of unassigned code
+/// points (those count as printable here): control and format characters,
+/// separators other than the space, private-use characters and
+/// non-characters are not printable.
+fn go_is_print(c: char) -> bool {
+    let u = c as u32;
+    if c == ' ' {
+        return true;
+    }
+    if c.is_control() {
+        return false;
+    }
+    let not_print: &[(u32, u32)] = &[
+        (0xa0, 0xa0),
+        (0xad, 0xad),
+        (0x600, 0x605),
+        (0x61c, 0x61c),
+        (0x6dd, 0x6dd),
+        (0x70f, 0x70f),
+        (0x890, 0x891),
+        (0x8e2, 0x8e2),
+        (0x1680, 0x1680),
+        (0x180e, 0x180e),
+        (0x2000, 0x200f),
+        (0x2028, 0x202f),
+        (0x205f, 0x2064),
+        (0x2066, 0x206f),
+        (0x3000, 0x3000),
+        (0xd800, 0xf8ff),
+        (0xfeff, 0xfeff),
+        (0xfff9, 0xfffb),
+        (0xfffe, 0xffff),
+        (0x110bd, 0x110bd),
+        (0x110cd, 0x110cd),
+        (0x13430, 0x1343f),
+        (0x1bca0, 0x1bca3),
+        (0x1d173, 0x1d17a),
+        (0xe0001, 0xe0001),
+        (0xe0020, 0xe007f),
+        (0xf0000, 0x10ffff),
+    ];
+    !not_print.iter().any(|&(lo, hi)| (lo..=hi).contains(&u))
 }
 
 #[cfg(test)]
