@@ -123,10 +123,9 @@ fn check_case(reg: &Registry, case: &Path) -> Result<(), String> {
                 }
             }
             "config" => {
-                let want: Value = serde_json::from_str(
-                    &line.splitn(3, ' ').nth(2).unwrap_or_default().to_string(),
-                )
-                .map_err(|e| format!("{at}: {e}"))?;
+                let want: Value =
+                    serde_json::from_str(line.splitn(3, ' ').nth(2).unwrap_or_default())
+                        .map_err(|e| format!("{at}: {e}"))?;
                 let got = config.pointer(path).cloned().unwrap_or(Value::Null);
                 if got != want {
                     errors.push(format!("{at}: got {got}"));
