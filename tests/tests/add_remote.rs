@@ -14,7 +14,20 @@ const TOOLS: &[&str] = &["umoci", "git", "tar"];
 /// Builds `dockerfile` into an OCI layout and unpacks it; the rootfs when
 /// the build succeeded.
 fn build(name: &str, dockerfile: &str) -> (Build, kiln_tests::Run, Option<PathBuf>) {
-    let b = Build::new(name, dockerfile)
+    build_with(name, dockerfile, &[])
+}
+
+/// [`build`] with extra files in the context.
+fn build_with(
+    name: &str,
+    dockerfile: &str,
+    files: &[(&str, &str)],
+) -> (Build, kiln_tests::Run, Option<PathBuf>) {
+    let b = Build::new(name, dockerfile);
+    for (path, content) in files {
+        tools::write(&b.dir.join("ctx").join(path), content);
+    }
+    let b = b
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
         .env(
@@ -114,11 +127,12 @@ fn add_url_names_modes_times_checksum_and_unpack() {
          ADD --chmod=644 --chown=5:6 {redirect} /perm/\n\
          ADD {tgz} /archives/\n\
          ADD --unpack=true {tgz} /unpacked/\n\
-         ADD --checksum=sha256:{sum} {hello} /checked\n",
+         ADD --checksum=sha256:{sum} {hello} /checked\n\
+         ADD local.txt {hello} /mixed/\n",
         redirect = server.url("/redirect/files/hello.txt"),
         tgz = server.url("/files/archive.tar.gz"),
     );
-    let (_b, r, rootfs) = build("add-url", &dockerfile);
+    let (_b, r, rootfs) = build_with("add-url", &dockerfile, &[("local.txt", "local\n")]);
     assert_eq!(r.code, 0, "{r:?}");
     let rootfs = rootfs.unwrap();
     let tree = tools::file_tree(&rootfs);
@@ -158,6 +172,9 @@ fn add_url_names_modes_times_checksum_and_unpack() {
         std::fs::read_to_string(rootfs.join("checked")).unwrap(),
         "hello over http\n"
     );
+    // Local and remote sources in one ADD.
+    assert_eq!(tree["mixed/local.txt"].mode, 0o644);
+    assert_eq!(tree["mixed/hello.txt"].mode, 0o600);
 }
 
 #[test]
