@@ -255,6 +255,17 @@ pub enum BuildError {
         #[source]
         source: Box<CopyError>,
     },
+    /// An ADD URL or Git source could not be fetched.
+    #[error("{file}:{line}: ADD failed")]
+    Fetch {
+        /// The Dockerfile.
+        file: String,
+        /// The instruction's line.
+        line: usize,
+        /// Why.
+        #[source]
+        source: Box<super::fetch::FetchError>,
+    },
     /// The build context could not be opened.
     #[error("cannot open the build context {}", path.display())]
     Context {
@@ -1228,16 +1239,26 @@ async fn copy_layer(
         chown,
         mtime_now: i64::try_from(now).unwrap_or(i64::MAX),
     };
-    let changes = tokio::task::block_in_place(|| rootfs::copy_into(&root, &request)).map_err(
-        |e| match e {
-            CopyError::NotSupported { .. } => BuildError::NotSupported {
-                file: job.file.to_string(),
-                line: job.line,
-                what: e.to_string(),
-            },
-            other => copy_err(other),
+    // URL and Git sources are fetched into a scratch directory first.
+    let remote = super::fetch::fetch_remote(job.copy, store, &opts.work_dir)
+        .await
+        .map_err(|source| BuildError::Fetch {
+            file: job.file.to_string(),
+            line: job.line,
+            source: Box::new(source),
+        })?;
+    let changes = tokio::task::block_in_place(|| match &remote {
+        Some(r) => r.copy_into(&root, &request),
+        None => rootfs::copy_into(&root, &request),
+    })
+    .map_err(|e| match e {
+        CopyError::NotSupported { .. } => BuildError::NotSupported {
+            file: job.file.to_string(),
+            line: job.line,
+            what: e.to_string(),
         },
-    )?;
+        other => copy_err(other),
+    })?;
     let layer = tokio::task::block_in_place(|| -> Result<_, BuildError> {
         let mut writer = LayerWriter::new(store, opts.compression, opts.media_types)?;
         write_changes(&root, &changes, &mut writer)?;

@@ -8,6 +8,9 @@
 
 pub mod config;
 mod executor;
+mod fetch;
+
+pub use fetch::FetchError;
 
 pub use executor::{BuildError, BuildOptions, BuildOutcome, Secret, SecretSource, run};
 

@@ -38,8 +38,9 @@
 //! zstd, recognized by content) is extracted into the destination directory
 //! like `tar -x` (union with what is there; owners from the tar unless
 //! `--chown`; modes and times from the tar); `--unpack=false` copies it as
-//! a file. URL and Git sources are not handled here yet:
-//! [`CopyError::NotSupported`].
+//! a file. URL and Git sources need the network, which this module never
+//! uses: the build fetches them into a directory and copies them from there
+//! as context sources; given here they are [`CopyError::NotSupported`].
 //!
 //! # Change set
 //!
