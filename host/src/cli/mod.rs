@@ -431,3 +431,29 @@ fn dockerfile_failure(e: ParseError) -> Failure {
 fn display_path(p: &Path) -> String {
     p.display().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([(SOURCE_DATE_EPOCH.to_string(), v.to_string())])
+    }
+
+    #[test]
+    fn source_date_epoch_from_build_args() {
+        let ok = |a: &BTreeMap<String, String>| source_date_epoch(a).ok().flatten();
+        assert_eq!(ok(&BTreeMap::new()), None);
+        assert_eq!(ok(&args("")), None);
+        assert!(source_date_epoch(&args("")).is_ok());
+        assert_eq!(ok(&args("1700000000")), Some(1_700_000_000));
+        assert_eq!(ok(&args("0")), Some(0));
+        for bad in ["-1", "1.5", "yesterday", "99999999999999"] {
+            let Err(e) = source_date_epoch(&args(bad)) else {
+                panic!("{bad} was accepted");
+            };
+            assert_eq!(e.exit, Exit::Usage, "{bad}");
+            assert!(e.message.contains("SOURCE_DATE_EPOCH"), "{}", e.message);
+        }
+    }
+}
