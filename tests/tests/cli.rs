@@ -143,6 +143,7 @@ fn flags_not_built_yet_are_refused_by_name() {
         "--destination",
         "127.0.0.1:5000/x:1",
         "--cache=true",
+        "--cache-ttl=1h",
         "--single-snapshot",
     ]);
     assert_eq!(r.code, 6, "{r:?}");
@@ -152,10 +153,11 @@ fn flags_not_built_yet_are_refused_by_name() {
         r.stderr
     );
     assert!(
-        r.stderr.contains("--single-snapshot is not supported yet"),
+        r.stderr.contains("--cache-ttl is not supported yet"),
         "{}",
         r.stderr
     );
+    assert!(!r.stderr.contains("--single-snapshot"), "{}", r.stderr);
     assert!(!r.stderr.contains("--destination"), "{}", r.stderr);
     let r = kiln(&["build", "--context", "tar://ctx.tar.gz", "--dry-run"]);
     assert_eq!(r.code, 6, "{r:?}");

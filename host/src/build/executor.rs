@@ -81,6 +81,24 @@ pub struct BuildOptions {
     /// Where the cache mounts (`RUN --mount=type=cache`) keep their content
     /// between builds.
     pub cache_mount_dir: PathBuf,
+    /// `--reproducible` (Kaniko): without [`source_date_epoch`](Self::source_date_epoch),
+    /// the build's epoch is 0.
+    pub reproducible: bool,
+    /// `SOURCE_DATE_EPOCH` (BuildKit), seconds since the Unix epoch: every
+    /// new layer entry's mtime is clamped to it (`min(mtime, epoch)`), and
+    /// the config's `created` and new history entries are this time.
+    pub source_date_epoch: Option<u64>,
+    /// `--single-snapshot`: one layer per stage, of everything its steps
+    /// changed over its base, instead of one per step.
+    pub single_snapshot: bool,
+}
+
+impl BuildOptions {
+    /// The build's epoch: `SOURCE_DATE_EPOCH`, else 0 with
+    /// `--reproducible` (as Kaniko), else none (times are the real ones).
+    pub fn epoch(&self) -> Option<u64> {
+        self.source_date_epoch.or(self.reproducible.then_some(0))
+    }
 }
 
 /// A build secret given on the command line. Its value never reaches a
@@ -563,6 +581,20 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
             root: None,
             index: None,
         };
+        let snapshot = !opts.single_snapshot;
+        let mut single = StageSnapshot::default();
+        let changes_files = |s: &plan::Step| {
+            matches!(
+                s.instruction,
+                Instruction::Run(_) | Instruction::Copy(_) | Instruction::Workdir { .. }
+            )
+        };
+        if opts.single_snapshot && stage.steps.iter().any(changes_files) {
+            let root_path = opts.work_dir.join(format!("stage-{i}"));
+            single
+                .start(&mut result, &store, &root_path, &label, opts)
+                .await?;
+        }
         for step in &stage.steps {
             match result
                 .config
@@ -612,6 +644,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                                 from_roots: &from_roots,
                                 isolation,
                                 proxies: &proxies,
+                                snapshot,
                             },
                             &store,
                             &root_path,
@@ -622,7 +655,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                         if let Some(l) = layer {
                             result.layers.push(l);
                         }
-                        result.config.add_history(created_by, made);
+                        single.add_history(&mut result.config, created_by, made);
                     }
                     Instruction::Copy(copy) => {
                         let source_root = match &copy.from {
@@ -667,22 +700,10 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                                 ignore: &inputs.ignore,
                                 file: &file,
                                 line: step.line,
+                                snapshot,
                             },
                             &store,
                             &root_path,
-                            &label,
-                            opts,
-                        )
-                        .await?;
-                        result.layers.push(layer);
-                        result.index = None;
-                        result.config.add_history(created_by, true);
-                    }
-                    Instruction::Workdir { .. } => {
-                        let layer = workdir_layer(
-                            &mut result,
-                            &store,
-                            &opts.work_dir.join(format!("stage-{i}")),
                             &label,
                             opts,
                         )
@@ -692,7 +713,24 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                             result.layers.push(l);
                         }
                         result.index = None;
-                        result.config.add_history(created_by, made);
+                        single.add_history(&mut result.config, created_by, made);
+                    }
+                    Instruction::Workdir { .. } => {
+                        let layer = workdir_layer(
+                            &mut result,
+                            &store,
+                            &opts.work_dir.join(format!("stage-{i}")),
+                            &label,
+                            opts,
+                            snapshot,
+                        )
+                        .await?;
+                        let made = layer.is_some();
+                        if let Some(l) = layer {
+                            result.layers.push(l);
+                        }
+                        result.index = None;
+                        single.add_history(&mut result.config, created_by, made);
                     }
                     other => {
                         return Err(BuildError::NotSupported {
@@ -704,6 +742,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                 },
             }
         }
+        single.finish(&mut result, &store, opts)?;
         results.insert(i, result);
     }
 
@@ -815,13 +854,15 @@ async fn root_of(
 
 /// WORKDIR: creates the directory (and missing parents) owned by the
 /// current USER, and makes a layer of what it created — none when it
-/// existed, as BuildKit's diff would be empty.
+/// existed, as BuildKit's diff would be empty. Without `snapshot`
+/// (`--single-snapshot`) it only creates the directory.
 async fn workdir_layer(
     result: &mut StageResult,
     store: &Arc<BlobStore>,
     root_path: &Path,
     stage: &str,
     opts: &BuildOptions,
+    snapshot: bool,
 ) -> Result<Option<StageLayer>, BuildError> {
     let root = root_of(result, store, root_path, stage).await?;
     let dir = result.config.working_dir().to_string();
@@ -829,6 +870,7 @@ async fn workdir_layer(
     let store = store.clone();
     let compression = opts.compression;
     let media_types = opts.media_types;
+    let epoch = opts.epoch();
     let stage = stage.to_string();
     tokio::task::spawn_blocking(move || -> Result<Option<StageLayer>, BuildError> {
         let rootfs_err = |source| BuildError::Rootfs {
@@ -842,13 +884,13 @@ async fn workdir_layer(
             Some((uid, gid))
         };
         let created = root.mkdir_all(&dir, owner).map_err(rootfs_err)?;
-        if created.is_empty() {
+        if created.is_empty() || !snapshot {
             return Ok(None);
         }
         let mtime = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let mut writer = LayerWriter::new(&store, compression, media_types)?;
+        let mut writer = new_layer(&store, compression, media_types, epoch)?;
         for path in &created {
             let mut meta = EntryMeta::with_mode(0o755);
             meta.mtime = mtime;
@@ -873,6 +915,8 @@ struct RunJob<'a> {
     from_roots: &'a HashMap<String, Arc<Root>>,
     isolation: Isolation,
     proxies: &'a [(String, String)],
+    /// Whether the step gets its own layer (not with `--single-snapshot`).
+    snapshot: bool,
 }
 
 /// RUN: prepares the mounts, runs the command in the sandbox, and makes a
@@ -1076,13 +1120,15 @@ async fn run_step(
         args.push("/bin/sh".into());
     }
 
-    let mut ignore = IgnoreSet::defaults(opts.ignore_var_run);
-    for p in &opts.ignore_paths {
-        ignore.add_path(p);
-    }
-    let before = match result.index.take() {
-        Some(index) => index,
-        None => tokio::task::block_in_place(|| Index::scan(&root, &ignore))?,
+    let ignore = ignore_set(opts);
+    // With --single-snapshot the stage's end takes the one snapshot.
+    let before = if job.snapshot {
+        Some(match result.index.take() {
+            Some(index) => index,
+            None => tokio::task::block_in_place(|| Index::scan(&root, &ignore))?,
+        })
+    } else {
+        None
     };
     let mut spec = SandboxSpec::new(root.path(), args.clone());
     spec.env = env;
@@ -1112,6 +1158,9 @@ async fn run_step(
             source: Box::new(other),
         },
     })?;
+    let Some(before) = before else {
+        return Ok(None);
+    };
     let mut after_ignore = ignore.clone();
     for p in outcome
         .placeholders
@@ -1127,12 +1176,38 @@ async fn run_step(
         if changes.is_empty() {
             return Ok((after, None));
         }
-        let mut writer = LayerWriter::new(store, opts.compression, opts.media_types)?;
+        let mut writer = new_layer(store, opts.compression, opts.media_types, opts.epoch())?;
         write_layer(&root, &after, &changes, &mut writer)?;
         Ok((after, Some(writer.finish()?)))
     })?;
     result.index = Some(after);
     Ok(layer.map(StageLayer::from))
+}
+
+/// A writer for a new layer of this build, with mtimes clamped to the
+/// build's epoch when there is one.
+fn new_layer<'s>(
+    store: &'s BlobStore,
+    compression: LayerCompression,
+    media_types: MediaTypes,
+    epoch: Option<u64>,
+) -> Result<LayerWriter<'s>, SnapshotError> {
+    let mut writer = LayerWriter::new(store, compression, media_types)?;
+    if let Some(epoch) = epoch {
+        writer.clamp_mtime(epoch);
+    }
+    Ok(writer)
+}
+
+/// What a snapshot of a RUN step (or of a whole stage) never carries:
+/// `/proc`, `/sys`, `/dev`, `/var/run` unless `--ignore-var-run=false`,
+/// and the `--ignore-path`s.
+fn ignore_set(opts: &BuildOptions) -> IgnoreSet {
+    let mut ignore = IgnoreSet::defaults(opts.ignore_var_run);
+    for p in &opts.ignore_paths {
+        ignore.add_path(p);
+    }
+    ignore
 }
 
 /// `base/relative`, refusing to leave `base` (lexically and through
@@ -1191,10 +1266,12 @@ struct CopyJob<'a> {
     ignore: &'a IgnoreMatcher,
     file: &'a str,
     line: usize,
+    /// Whether the step gets its own layer (not with `--single-snapshot`).
+    snapshot: bool,
 }
 
 /// COPY/ADD: copies into the stage's root and makes a layer of exactly
-/// what it changed (no walk of the root).
+/// what it changed (no walk of the root); none with `--single-snapshot`.
 async fn copy_layer(
     result: &mut StageResult,
     job: CopyJob<'_>,
@@ -1202,7 +1279,7 @@ async fn copy_layer(
     root_path: &Path,
     stage: &str,
     opts: &BuildOptions,
-) -> Result<StageLayer, BuildError> {
+) -> Result<Option<StageLayer>, BuildError> {
     let root = root_of(result, store, root_path, stage).await?;
     let keyword = if job.copy.add { "ADD" } else { "COPY" };
     let copy_err = |source| BuildError::Copy {
@@ -1259,12 +1336,87 @@ async fn copy_layer(
         },
         other => copy_err(other),
     })?;
+    if !job.snapshot {
+        return Ok(None);
+    }
     let layer = tokio::task::block_in_place(|| -> Result<_, BuildError> {
-        let mut writer = LayerWriter::new(store, opts.compression, opts.media_types)?;
+        let mut writer = new_layer(store, opts.compression, opts.media_types, opts.epoch())?;
         write_changes(&root, &changes, &mut writer)?;
         Ok(writer.finish()?)
     })?;
-    Ok(layer.into())
+    Ok(Some(layer.into()))
+}
+
+/// The config's time for the build's epoch.
+fn epoch_time(epoch: Option<u64>) -> Option<crate::image::Timestamp> {
+    epoch
+        .and_then(|e| i64::try_from(e).ok())
+        .and_then(|e| crate::image::Timestamp::from_unix(e, 0))
+}
+
+/// `--single-snapshot` of one stage: the index of its root before its
+/// first filesystem step, and the history entry of its last one.
+#[derive(Default)]
+struct StageSnapshot {
+    before: Option<Index>,
+    last_step: Option<usize>,
+}
+
+impl StageSnapshot {
+    /// At the stage's start: unpacks its root and scans it.
+    async fn start(
+        &mut self,
+        result: &mut StageResult,
+        store: &Arc<BlobStore>,
+        root_path: &Path,
+        stage: &str,
+        opts: &BuildOptions,
+    ) -> Result<(), BuildError> {
+        let root = root_of(result, store, root_path, stage).await?;
+        let ignore = ignore_set(opts);
+        self.before = Some(tokio::task::block_in_place(|| Index::scan(&root, &ignore))?);
+        Ok(())
+    }
+
+    /// Records a filesystem step's history entry (remembering it as the
+    /// last one with `--single-snapshot`).
+    fn add_history(&mut self, config: &mut ConfigBuilder, created_by: String, layer: bool) {
+        if self.before.is_some() {
+            self.last_step = Some(config.config().history.len());
+        }
+        config.add_history(created_by, layer);
+    }
+
+    /// At the stage's end: one layer of everything its steps changed, the
+    /// history entry of the last filesystem step marked as its own.
+    fn finish(
+        self,
+        result: &mut StageResult,
+        store: &BlobStore,
+        opts: &BuildOptions,
+    ) -> Result<(), BuildError> {
+        let (Some(before), Some(last_step), Some(root)) =
+            (self.before, self.last_step, result.root.clone())
+        else {
+            return Ok(());
+        };
+        let layer = tokio::task::block_in_place(|| -> Result<_, BuildError> {
+            let after = Index::rescan(&root, &ignore_set(opts), &before)?;
+            let changes = crate::snapshot::diff(&before, &after);
+            if changes.is_empty() {
+                return Ok(None);
+            }
+            let mut writer = new_layer(store, opts.compression, opts.media_types, opts.epoch())?;
+            write_layer(&root, &after, &changes, &mut writer)?;
+            Ok(Some(writer.finish()?))
+        })?;
+        if let Some(layer) = layer {
+            result.layers.push(layer.into());
+            result.config.mark_layer(last_step);
+        }
+        result.index = None;
+        Ok(())
+    }
 }
 
 /// The assembled image: blobs in the store, and what pushing needs.
@@ -1283,7 +1435,7 @@ fn assemble(
     let config = target
         .config
         .with_build_labels(opts.labels.clone())
-        .finish(diff_ids, None);
+        .finish(diff_ids, epoch_time(opts.epoch()));
     let config_bytes = config.to_bytes();
     let config_digest = store.put(&config_bytes)?;
     let config_descriptor = manifest::config_descriptor(opts.media_types, &config_bytes);

@@ -210,6 +210,10 @@ const SUPPORTED_FLAGS: &[&str] = &[
     "--ignore-path",
     "--ignore-var-run",
     "--isolation",
+    // Snapshots.
+    "--reproducible",
+    "--single-snapshot",
+    "--snapshot-mode",
 ];
 
 /// Flags of `kiln build`: Kaniko's executor flags and kiln's own.
@@ -646,7 +650,7 @@ pub(crate) struct BuildArgs {
     pub(crate) compressed_caching: bool,
 
     // ----- Snapshot / filesystem ---------------------------------------------
-    /// File attributes compared to find changed files: full (contents), redo (metadata) or time (mtime)
+    /// Kaniko's change detection mode; in kiln all three are the same metadata walk (mode, owner, size, mtime, ctime, inode, nlink, link target), which finds everything full's content hashing would, without reading file contents
     #[arg(
         long,
         alias = "snapshotMode",
@@ -1214,14 +1218,16 @@ pub(crate) enum ImageFormat {
     Oci,
 }
 
-/// `--snapshot-mode`.
+/// `--snapshot-mode`. kiln accepts Kaniko's three modes and runs the same
+/// metadata walk for each: a content change moves the file's ctime, so the
+/// walk finds what `full`'s hashing finds, and more than `redo` and `time`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum SnapshotMode {
-    /// Compare file contents and metadata
+    /// Kaniko: hash contents and metadata. kiln: the metadata walk (ctime catches content changes)
     Full,
-    /// Compare metadata (mode, mtime, size, owner) only
+    /// Kaniko: compare mode, mtime, size, owner. kiln: the same metadata walk
     Redo,
-    /// Compare modification times only
+    /// Kaniko: compare mtimes only. kiln: the same metadata walk
     Time,
 }
 
@@ -1794,8 +1800,15 @@ mod tests {
         ]);
         assert_eq!(
             b.not_yet_supported(),
-            ["--reproducible", "--registry-client-cert", "--cache-ttl"]
+            ["--registry-client-cert", "--cache-ttl"]
         );
+        // Snapshot flags are supported, whatever their value.
+        let b = build(&[
+            "--reproducible",
+            "--single-snapshot",
+            "--snapshot-mode=time",
+        ]);
+        assert!(b.not_yet_supported().is_empty());
 
         // Setting a flag to its default is not a request for the feature.
         let b = build(&[

@@ -136,6 +136,13 @@ fn run_build(build: &BuildArgs) -> Result<(), Failure> {
             build_args.insert(arg.key.clone(), v);
         }
     }
+    // As buildx: SOURCE_DATE_EPOCH from the environment is a build arg
+    // unless one is given.
+    if !build_args.contains_key(SOURCE_DATE_EPOCH)
+        && let Ok(v) = std::env::var(SOURCE_DATE_EPOCH)
+    {
+        build_args.insert(SOURCE_DATE_EPOCH.to_string(), v);
+    }
     if build.dry_run {
         return dry_run(build, &context, platform, build_args);
     }
@@ -233,6 +240,31 @@ fn dry_run(
     Ok(())
 }
 
+const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+
+/// `SOURCE_DATE_EPOCH` from the build args: decimal seconds since the Unix
+/// epoch; empty is unset, as in BuildKit.
+fn source_date_epoch(build_args: &BTreeMap<String, String>) -> Result<Option<u64>, Failure> {
+    let Some(v) = build_args.get(SOURCE_DATE_EPOCH).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    v.parse::<u64>()
+        .ok()
+        .filter(|&e| {
+            i64::try_from(e)
+                .ok()
+                .and_then(|e| kiln::image::Timestamp::from_unix(e, 0))
+                .is_some()
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            Failure::new(
+                Exit::Usage,
+                format!("error: SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970"),
+            )
+        })
+}
+
 /// Turns the flags into the library's build options.
 fn build_options(
     build: &BuildArgs,
@@ -279,6 +311,7 @@ fn build_options(
     };
     let work_dir = work_parent.join(format!("kiln-build-{}", std::process::id()));
     let store = store_dir();
+    let source_date_epoch = source_date_epoch(&build_args)?;
     Ok(BuildOptions {
         context: PathBuf::from(context),
         dockerfile: build.dockerfile.clone(),
@@ -319,6 +352,9 @@ fn build_options(
             .map_err(|e| Failure::new(Exit::Usage, format!("error: {e}")))?,
         ignore_paths: build.ignore_path.clone(),
         ignore_var_run: build.ignore_var_run,
+        reproducible: build.reproducible,
+        source_date_epoch,
+        single_snapshot: build.single_snapshot,
     })
 }
 
@@ -394,4 +430,30 @@ fn dockerfile_failure(e: ParseError) -> Failure {
 
 fn display_path(p: &Path) -> String {
     p.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([(SOURCE_DATE_EPOCH.to_string(), v.to_string())])
+    }
+
+    #[test]
+    fn source_date_epoch_from_build_args() {
+        let ok = |a: &BTreeMap<String, String>| source_date_epoch(a).ok().flatten();
+        assert_eq!(ok(&BTreeMap::new()), None);
+        assert_eq!(ok(&args("")), None);
+        assert!(source_date_epoch(&args("")).is_ok());
+        assert_eq!(ok(&args("1700000000")), Some(1_700_000_000));
+        assert_eq!(ok(&args("0")), Some(0));
+        for bad in ["-1", "1.5", "yesterday", "99999999999999"] {
+            let Err(e) = source_date_epoch(&args(bad)) else {
+                panic!("{bad} was accepted");
+            };
+            assert_eq!(e.exit, Exit::Usage, "{bad}");
+            assert!(e.message.contains("SOURCE_DATE_EPOCH"), "{}", e.message);
+        }
+    }
 }

@@ -240,10 +240,14 @@ impl<'s> LayerWriter<'s> {
         let blob = store.writer().map_err(SnapshotError::Store)?;
         let compressor = match compression {
             LayerCompression::None => Compressor::None(blob),
-            LayerCompression::Gzip { level } => Compressor::Gzip(flate2::write::GzEncoder::new(
-                blob,
-                flate2::Compression::new(level),
-            )),
+            // No time and no OS in the gzip header (flate2's defaults, set
+            // here so that equal tars always give equal blobs).
+            LayerCompression::Gzip { level } => Compressor::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(255)
+                    .write(blob, flate2::Compression::new(level)),
+            ),
             LayerCompression::Zstd { level } => {
                 Compressor::Zstd(zstd::stream::write::Encoder::new(blob, level).map_err(
                     |source| SnapshotError::Io {

@@ -278,6 +278,30 @@ fn mtime_clamp() {
     assert_eq!(seen[1].mtime, 5);
 }
 
+/// The gzip header has no time (MTIME 0) and no OS (255), so equal
+/// entries written at different times give the same blob.
+#[test]
+fn gzip_layers_carry_no_time() {
+    let (_d, s) = store();
+    let write = |s: &BlobStore| {
+        let mut w =
+            LayerWriter::new(s, LayerCompression::Gzip { level: 6 }, MediaTypes::Oci).unwrap();
+        w.clamp_mtime(0);
+        w.add_file("f", &meta(0o644, 0, 0, 1_700_000_000), 2, &b"hi"[..])
+            .unwrap();
+        w.finish().unwrap()
+    };
+    let first = write(&s);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = write(&s);
+    assert_eq!(first, second);
+    let blob = s.read_blob(&first.digest).unwrap();
+    assert_eq!(&blob[..4], &[0x1f, 0x8b, 8, 0]);
+    assert_eq!(&blob[4..8], &[0, 0, 0, 0], "gzip MTIME is set");
+    assert_eq!(blob[9], 255, "gzip OS is set");
+    assert_eq!(entries(&uncompressed(&s, &first))[0].mtime, 0);
+}
+
 #[test]
 fn multi_megabyte_layer_streams() {
     let (_d, s) = store();

@@ -491,6 +491,18 @@ impl ConfigBuilder {
         self.push_history(created_by.into(), layer, Some(at));
     }
 
+    /// Marks the history entry at `index` (a position in
+    /// `config().history`) as the one that made a layer, stamped now. With
+    /// `--single-snapshot` the stage's one layer is known only at its end
+    /// and belongs to its last filesystem step. An index past the end
+    /// changes nothing.
+    pub fn mark_layer(&mut self, index: usize) {
+        if let Some(h) = self.image.history.get_mut(index) {
+            h.empty_layer = false;
+            h.created = Some(now());
+        }
+    }
+
     fn push_history(&mut self, created_by: String, layer: bool, created: Option<Timestamp>) {
         self.image.history.push(History {
             created,

@@ -813,3 +813,41 @@ fn metadata_only_scratch_and_mismatched_history() {
     let out = b.finish_at(vec![], None, t("2024-01-01T00:00:00Z"));
     assert!(out.history.iter().all(|h| h.empty_layer));
 }
+
+/// `--single-snapshot`: every step's entry is recorded empty, then the
+/// last filesystem step's is marked as the stage's one layer.
+#[test]
+fn mark_layer_gives_an_entry_the_stage_layer() {
+    let mut base = ImageConfig::for_platform(&amd64());
+    base.rootfs.diff_ids = Some(vec![digest(1)]);
+    base.history = vec![History {
+        created: Some(t("2023-01-01T00:00:00Z")),
+        created_by: "base".into(),
+        ..History::default()
+    }];
+    let mut b = ConfigBuilder::from_image(&base);
+    b.add_history("RUN a # buildkit", false);
+    let last = b.config().history.len();
+    b.add_history("RUN b # buildkit", false);
+    apply_all(&mut b, &[Instruction::User { user: "u".into() }]);
+    b.mark_layer(last);
+    b.mark_layer(99);
+    let epoch = t("2023-11-14T22:13:20Z");
+    let out = b.finish(vec![digest(1), digest(2)], Some(epoch));
+    let layers: Vec<(&str, bool)> = out
+        .history
+        .iter()
+        .map(|h| (h.created_by.as_str(), h.empty_layer))
+        .collect();
+    assert_eq!(
+        layers,
+        [
+            ("base", false),
+            ("RUN a # buildkit", true),
+            ("RUN b # buildkit", false),
+            ("USER u", true),
+        ]
+    );
+    assert_eq!(out.created, Some(epoch));
+    assert!(out.history[1..].iter().all(|h| h.created == Some(epoch)));
+}
