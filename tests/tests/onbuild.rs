@@ -32,10 +32,8 @@ fn build_layout(b: &Build, args: &[&str]) -> (PathBuf, serde_json::Value) {
     let r = b.run(&all);
     assert_eq!(r.code, 0, "{r:?}");
     let rootfs = tools::umoci_unpack(&layout, "t", &b.path("unpacked"));
-    let cfg = tools::skopeo_inspect_config(
-        &format!("oci:{}:t", layout.display()),
-        &Access::default(),
-    );
+    let cfg =
+        tools::skopeo_inspect_config(&format!("oci:{}:t", layout.display()), &Access::default());
     (rootfs, cfg)
 }
 
@@ -51,11 +49,7 @@ fn history(cfg: &serde_json::Value) -> Vec<String> {
 fn env(cfg: &serde_json::Value) -> Vec<String> {
     cfg["config"]["Env"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e.as_str().unwrap().to_string())
-                .collect()
-        })
+        .map(|a| a.iter().map(|e| e.as_str().unwrap().to_string()).collect())
         .unwrap_or_default()
 }
 
@@ -79,7 +73,8 @@ fn triggers_of_a_pushed_base_image_run_in_the_downstream_build() {
         "ARG BASE\nFROM $BASE\nENV APP=/app\n\
          ONBUILD COPY app.txt $APP/\n\
          ONBUILD RUN echo built > /app/marker\n\
-         ONBUILD ENV FROM_TRIGGER=yes\n",
+         ONBUILD ENV FROM_TRIGGER=yes\n\
+         ONBUILD COPY --from=assets /assets.txt /app/\n",
     ));
     let busybox = format!("BASE={}", reg.image_ref("base/busybox:1"));
     let r = base.run(&[
@@ -97,30 +92,29 @@ fn triggers_of_a_pushed_base_image_run_in_the_downstream_build() {
         serde_json::json!([
             "COPY app.txt $APP/",
             "RUN echo built > /app/marker",
-            "ENV FROM_TRIGGER=yes"
+            "ENV FROM_TRIGGER=yes",
+            "COPY --from=assets /assets.txt /app/"
         ])
     );
 
-    // The child: triggers first, reading the child's context, then its own
-    // instructions, which see the trigger's ENV.
+    // The child: triggers first, reading the child's context and a stage
+    // of the child's Dockerfile (needed only through the trigger, on a base
+    // not pulled until the triggers are known), then its own instructions,
+    // which see the trigger's ENV.
     let child = log_env(Build::new(
         "onbuild-child",
         &format!(
-            "FROM {base_ref}\nRUN test \"$FROM_TRIGGER\" = yes && cat /app/app.txt /app/marker > /app/seen\n"
+            "FROM {} AS assets\nRUN echo asset > /assets.txt\nFROM {base_ref}\nRUN test \"$FROM_TRIGGER\" = yes && cat /app/app.txt /app/marker > /app/seen\n",
+            reg.image_ref("base/busybox:1")
         ),
     ));
     tools::write(&child.dir.join("ctx/app.txt"), "from the child context\n");
     let (rootfs, cfg) = build_layout(&child, &["--insecure-registry", &host]);
     assert_eq!(read(&rootfs, "app/app.txt"), "from the child context\n");
     assert_eq!(read(&rootfs, "app/marker"), "built\n");
-    assert_eq!(
-        read(&rootfs, "app/seen"),
-        "from the child context\nbuilt\n"
-    );
-    assert!(
-        env(&cfg).contains(&"FROM_TRIGGER=yes".to_string()),
-        "{cfg}"
-    );
+    assert_eq!(read(&rootfs, "app/assets.txt"), "asset\n");
+    assert_eq!(read(&rootfs, "app/seen"), "from the child context\nbuilt\n");
+    assert!(env(&cfg).contains(&"FROM_TRIGGER=yes".to_string()), "{cfg}");
     assert!(
         cfg["config"].get("OnBuild").is_none_or(|o| o.is_null()),
         "triggers carried further: {cfg}"
@@ -138,10 +132,10 @@ fn triggers_of_a_pushed_base_image_run_in_the_downstream_build() {
     let env_at = at("ENV FROM_TRIGGER=yes");
     let own = at("cat /app/app.txt");
     assert!(copy < run && run < env_at && env_at < own, "{h:#?}");
-    // busybox + base (none: ENV only) + COPY + RUN + the child's RUN.
+    // busybox + base (none: ENV only) + COPY + RUN + COPY + the child's RUN.
     assert_eq!(
         cfg["rootfs"]["diff_ids"].as_array().unwrap().len(),
-        4,
+        5,
         "{cfg}"
     );
 }
@@ -180,7 +174,9 @@ fn triggers_of_a_parent_stage_run_in_the_stage_built_on_it() {
     // The triggers ran once: in `mid`, not again in the last stage.
     let h = history(&cfg);
     assert_eq!(
-        h.iter().filter(|c| c.contains("COPY app.txt /app/")).count(),
+        h.iter()
+            .filter(|c| c.contains("COPY app.txt /app/"))
+            .count(),
         1,
         "{h:#?}"
     );
