@@ -408,16 +408,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
     }
     let first = plan::plan(&df, &plan_opts)?;
     for w in &first.warnings {
-        let at = w
-            .span
-            .map(|s| format!("{file}:{}:{}: ", s.line, s.col))
-            .unwrap_or_default();
-        let rule = w
-            .rule
-            .as_deref()
-            .map(|r| format!("{r}: "))
-            .unwrap_or_default();
-        tracing::warn!("{at}{rule}{}", w.message);
+        log_warning(w, &file);
     }
     check_supported(&first, &file)?;
 
@@ -454,6 +445,10 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
         plan = plan::plan(&df, &plan_opts)?;
     }
     check_supported(&plan, &file)?;
+    // What only the bases' ENV and triggers revealed.
+    for w in plan.warnings.iter().filter(|w| !first.warnings.contains(w)) {
+        log_warning(w, &file);
+    }
 
     // Images COPY --from reads, for the target platform.
     let mut copy_images: HashMap<String, Arc<PulledImage>> = HashMap::new();
@@ -695,6 +690,19 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
         .expect("the target stage is built last");
     let image = assemble(target, &store, opts)?;
     deliver(&image, &store, &registry, opts, plan).await
+}
+
+fn log_warning(w: &plan::Warning, file: &str) {
+    let at = w
+        .span
+        .map(|s| format!("{file}:{}:{}: ", s.line, s.col))
+        .unwrap_or_default();
+    let rule = w
+        .rule
+        .as_deref()
+        .map(|r| format!("{r}: "))
+        .unwrap_or_default();
+    tracing::warn!("{at}{rule}{}", w.message);
 }
 
 /// Pulls the base images of the stages `plan` needs that are not pulled
