@@ -223,6 +223,17 @@ pub enum BuildError {
         /// What.
         what: String,
     },
+    /// The ONBUILD triggers in the plan are not the ones the base's config
+    /// carries (an internal inconsistency; never silently skipped).
+    #[error("{file}:{line}: the ONBUILD triggers of the base of stage {stage} were not planned")]
+    Triggers {
+        /// The Dockerfile.
+        file: String,
+        /// The stage's FROM line.
+        line: usize,
+        /// The stage.
+        stage: String,
+    },
     /// The image config could not be updated.
     #[error("{file}:{line}: {source}")]
     Config {
@@ -426,16 +437,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
     }
     let first = plan::plan(&df, &plan_opts)?;
     for w in &first.warnings {
-        let at = w
-            .span
-            .map(|s| format!("{file}:{}:{}: ", s.line, s.col))
-            .unwrap_or_default();
-        let rule = w
-            .rule
-            .as_deref()
-            .map(|r| format!("{r}: "))
-            .unwrap_or_default();
-        tracing::warn!("{at}{rule}{}", w.message);
+        log_warning(w, &file);
     }
     check_supported(&first, &file)?;
 
@@ -444,31 +446,43 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
     })?);
     let registry = Registry::new(opts.registry.clone(), Keychain::from_env());
 
-    // Pull every base image the needed stages start from.
+    // Pull the bases the needed stages start from, then plan again with
+    // their ENV and ONBUILD triggers; a trigger's COPY --from can make
+    // another stage needed, whose base is pulled in the next round.
     let mut pulled: HashMap<(String, String), Arc<PulledImage>> = HashMap::new();
-    for &i in &first.order {
-        let stage = &first.stages[i];
-        if let Base::Image(r) = &stage.base {
-            let platform = stage
-                .platform
-                .clone()
-                .unwrap_or_else(|| first.target_platform.clone());
-            let key = (r.clone(), platform.to_string());
-            if pulled.contains_key(&key) {
+    let mut image_configs: HashMap<(String, String), ImageConfig> = HashMap::new();
+    let mut plan = first.clone();
+    while pull_bases(&plan, &registry, &store, &mut pulled).await? > 0 {
+        for (key, image) in &pulled {
+            if image_configs.contains_key(key) {
                 continue;
             }
-            let reference = parse_reference(r)?;
-            tracing::info!("pulling {reference} for {platform}");
-            let image = registry.pull(&reference, &platform, &store).await?;
-            tracing::info!("pulled {} as {}", image.reference, image.digest);
-            pulled.insert(key, Arc::new(image));
+            let config = ImageConfig::from_bytes(&image.config_bytes).map_err(|source| {
+                BuildError::BaseConfig {
+                    reference: image.reference.to_string(),
+                    source,
+                }
+            })?;
+            plan_opts
+                .image_env
+                .insert(key.0.clone(), config.env_pairs());
+            plan_opts
+                .image_triggers
+                .insert(key.0.clone(), config.config.on_build.clone());
+            image_configs.insert(key.clone(), config);
         }
+        plan = plan::plan(&df, &plan_opts)?;
+    }
+    check_supported(&plan, &file)?;
+    // What only the bases' ENV and triggers revealed.
+    for w in plan.warnings.iter().filter(|w| !first.warnings.contains(w)) {
+        log_warning(w, &file);
     }
 
     // Images COPY --from reads, for the target platform.
     let mut copy_images: HashMap<String, Arc<PulledImage>> = HashMap::new();
-    for &i in &first.order {
-        for step in &first.stages[i].steps {
+    for &i in &plan.order {
+        for step in &plan.stages[i].steps {
             if let Instruction::Copy(plan::Copy {
                 from: Some(CopyFrom::Image(r)),
                 ..
@@ -480,28 +494,12 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                 let reference = parse_reference(r)?;
                 tracing::info!("pulling {reference} for COPY --from");
                 let image = registry
-                    .pull(&reference, &first.target_platform, &store)
+                    .pull(&reference, &plan.target_platform, &store)
                     .await?;
                 copy_images.insert(r.clone(), Arc::new(image));
             }
         }
     }
-
-    // Plan again, now that the bases' ENV is known.
-    let mut image_configs: HashMap<(String, String), ImageConfig> = HashMap::new();
-    for (key, image) in &pulled {
-        let config = ImageConfig::from_bytes(&image.config_bytes).map_err(|source| {
-            BuildError::BaseConfig {
-                reference: image.reference.to_string(),
-                source,
-            }
-        })?;
-        plan_opts
-            .image_env
-            .insert(key.0.clone(), config.env_pairs());
-        image_configs.insert(key.clone(), config);
-    }
-    let plan = plan::plan(&df, &plan_opts)?;
 
     std::fs::create_dir_all(&opts.work_dir).map_err(|source| BuildError::WorkDir {
         path: opts.work_dir.clone(),
@@ -565,16 +563,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
         if opts.platform.is_some() {
             config = config.with_target_platform(&plan.target_platform);
         }
-        if !config.base_onbuild_triggers().is_empty() {
-            return Err(BuildError::NotSupported {
-                file: file.clone(),
-                line: stage.line,
-                what: format!(
-                    "running the ONBUILD triggers of the base image of stage {label} ({})",
-                    config.base_onbuild_triggers().join("; ")
-                ),
-            });
-        }
+        check_triggers_planned(stage, &config, &file)?;
         let mut result = StageResult {
             config,
             layers,
@@ -751,6 +740,75 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
         .expect("the target stage is built last");
     let image = assemble(target, &store, opts)?;
     deliver(&image, &store, &registry, opts, plan).await
+}
+
+fn log_warning(w: &plan::Warning, file: &str) {
+    let at = w
+        .span
+        .map(|s| format!("{file}:{}:{}: ", s.line, s.col))
+        .unwrap_or_default();
+    let rule = w
+        .rule
+        .as_deref()
+        .map(|r| format!("{r}: "))
+        .unwrap_or_default();
+    tracing::warn!("{at}{rule}{}", w.message);
+}
+
+/// Pulls the base images of the stages `plan` needs that are not pulled
+/// yet, for each stage's platform; returns how many it pulled.
+async fn pull_bases(
+    plan: &Plan,
+    registry: &Registry,
+    store: &BlobStore,
+    pulled: &mut HashMap<(String, String), Arc<PulledImage>>,
+) -> Result<usize, BuildError> {
+    let mut count = 0;
+    for &i in &plan.order {
+        let stage = &plan.stages[i];
+        if let Base::Image(r) = &stage.base {
+            let platform = stage
+                .platform
+                .clone()
+                .unwrap_or_else(|| plan.target_platform.clone());
+            let key = (r.clone(), platform.to_string());
+            if pulled.contains_key(&key) {
+                continue;
+            }
+            let reference = parse_reference(r)?;
+            tracing::info!("pulling {reference} for {platform}");
+            let image = registry.pull(&reference, &platform, store).await?;
+            tracing::info!("pulled {} as {}", image.reference, image.digest);
+            pulled.insert(key, Arc::new(image));
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// The base's ONBUILD triggers run as the stage's first steps, planned
+/// from the same config: a plan made without them would skip them
+/// silently, so a mismatch stops the build.
+fn check_triggers_planned(
+    stage: &plan::Stage,
+    config: &ConfigBuilder,
+    file: &str,
+) -> Result<(), BuildError> {
+    let planned: Vec<&str> = stage
+        .steps
+        .iter()
+        .filter(|s| s.onbuild)
+        .map(|s| s.source.as_str())
+        .collect();
+    if planned == config.base_onbuild_triggers() {
+        Ok(())
+    } else {
+        Err(BuildError::Triggers {
+            file: file.to_string(),
+            line: stage.line,
+            stage: stage.label(),
+        })
+    }
 }
 
 /// Fails early, naming the line, when a needed stage uses what kiln cannot

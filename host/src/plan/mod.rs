@@ -39,6 +39,11 @@ pub struct PlanOptions {
     /// `ENV` of base images, keyed by the reference as written after
     /// expansion; images not listed are treated as having no `ENV`.
     pub image_env: BTreeMap<String, Vec<(String, String)>>,
+    /// `OnBuild` triggers of base images (their config's trigger texts, in
+    /// order), keyed like [`image_env`](Self::image_env). Each stage on
+    /// such an image starts with these, planned as if they stood right
+    /// after its FROM; images not listed have none.
+    pub image_triggers: BTreeMap<String, Vec<String>>,
 }
 
 impl PlanOptions {
@@ -51,6 +56,7 @@ impl PlanOptions {
             target_platform: Platform::host(),
             build_platform: Platform::host(),
             image_env: BTreeMap::new(),
+            image_triggers: BTreeMap::new(),
         }
     }
 }
@@ -76,6 +82,20 @@ pub enum PlanError {
         target: String,
         /// Stage names that exist.
         stages: Vec<String>,
+    },
+    /// An ONBUILD trigger of a stage's base cannot be parsed or planned.
+    /// It has no line in the Dockerfile: the error names the base and the
+    /// trigger text instead.
+    #[error("stage {stage}: ONBUILD trigger {trigger:?} of {base}: {reason}")]
+    Trigger {
+        /// The stage that runs the trigger.
+        stage: String,
+        /// `base image <ref>` or `stage <name>`.
+        base: String,
+        /// The trigger, as stored.
+        trigger: String,
+        /// What is wrong, lowercase.
+        reason: String,
     },
 }
 
@@ -117,10 +137,13 @@ pub struct Step {
     pub line: usize,
     /// Last line (heredocs and continuations included).
     pub end_line: usize,
-    /// The instruction as written (logical line).
+    /// The instruction as written (logical line), or the trigger text.
     pub source: String,
     /// The typed, expanded instruction.
     pub instruction: Instruction,
+    /// Whether this step is an ONBUILD trigger of the stage's base: the
+    /// triggers come first, in order, with the FROM line as their line.
+    pub onbuild: bool,
 }
 
 /// One build stage.
@@ -144,7 +167,8 @@ pub struct Stage {
     /// false for a base image whose ENV was not given in
     /// [`PlanOptions::image_env`], where unknown variables stay as written.
     pub env_known: bool,
-    /// Instructions after FROM.
+    /// The base's ONBUILD triggers (marked [`Step::onbuild`]), then the
+    /// instructions after FROM.
     pub steps: Vec<Step>,
 }
 
@@ -405,30 +429,39 @@ impl<'a> Planner<'a> {
             if let Base::Stage(b) = stages[index].base {
                 deps.push(b);
             }
+            // The base's ONBUILD triggers run first, as if they stood right
+            // after FROM: same scope, and their ENV/ARG reach what follows.
+            let (base, triggers) = self.base_triggers(&stages, index);
+            for text in triggers {
+                let instruction = self.plan_trigger(
+                    &text,
+                    &base,
+                    raw.from,
+                    &mut state,
+                    &stages,
+                    &names,
+                    index,
+                    &global_args,
+                )?;
+                deps.extend(stage_reads(&instruction, &names, stages.len()));
+                steps.push(Step {
+                    line: raw.from.start_line,
+                    end_line: raw.from.end_line,
+                    source: text,
+                    instruction,
+                    onbuild: true,
+                });
+            }
             for node in &raw.nodes {
                 let instruction =
                     self.plan_instruction(node, &mut state, &stages, &names, index, &global_args)?;
-                match &instruction {
-                    Instruction::Copy(Copy {
-                        from: Some(CopyFrom::Stage(s)),
-                        ..
-                    }) => deps.push(*s),
-                    Instruction::Run(run) => {
-                        for m in &run.mounts {
-                            if let Some(from) = &m.from
-                                && let Some(s) = resolve_stage_ref(from, &names, stages.len())
-                            {
-                                deps.push(s);
-                            }
-                        }
-                    }
-                    _ => {}
-                }
+                deps.extend(stage_reads(&instruction, &names, stages.len()));
                 steps.push(Step {
                     line: node.start_line,
                     end_line: node.end_line,
                     source: node.original.trim().to_string(),
                     instruction,
+                    onbuild: false,
                 });
             }
             deps.sort_unstable();
@@ -858,6 +891,96 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The ONBUILD triggers a stage starts with, and how its base is named
+    /// in messages: an image's from [`PlanOptions::image_triggers`], a
+    /// parent stage's own ONBUILD instructions (never the ones its base
+    /// ran: triggers do not carry over a second time).
+    fn base_triggers(&self, stages: &[Stage], index: usize) -> (String, Vec<String>) {
+        match &stages[index].base {
+            Base::Scratch => (String::new(), Vec::new()),
+            Base::Image(r) => (
+                format!("base image {r}"),
+                self.opts.image_triggers.get(r).cloned().unwrap_or_default(),
+            ),
+            Base::Stage(b) => (
+                format!("stage {}", stages[*b].label()),
+                stages[*b]
+                    .steps
+                    .iter()
+                    .filter(|s| !s.onbuild)
+                    .filter_map(|s| match &s.instruction {
+                        Instruction::Onbuild { trigger } => Some(trigger.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Parses one trigger text as a Dockerfile line and plans it in the
+    /// stage's current scope. Errors name the base and the trigger (the
+    /// trigger has no line of its own); warnings point at the FROM line.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the same pieces plan_instruction takes, plus the trigger's origin"
+    )]
+    fn plan_trigger(
+        &mut self,
+        text: &str,
+        base: &str,
+        from: &Node,
+        state: &mut StageState,
+        stages: &[Stage],
+        names: &[Option<String>],
+        current: usize,
+        globals: &[ArgDecl],
+    ) -> Result<Instruction, PlanError> {
+        let fail = |reason: String| PlanError::Trigger {
+            stage: stages[current].label(),
+            base: base.to_string(),
+            trigger: text.to_string(),
+            reason,
+        };
+        let parsed = crate::dockerfile::parse(text.as_bytes(), "ONBUILD trigger")
+            .map_err(|e| fail(e.message))?;
+        let [node] = parsed.nodes.as_slice() else {
+            return Err(fail(format!(
+                "a trigger must be exactly one instruction, found {}",
+                parsed.nodes.len()
+            )));
+        };
+        let upper = node.keyword.to_uppercase();
+        match upper.as_str() {
+            "ONBUILD" => {
+                return Err(fail(
+                    "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".to_string(),
+                ));
+            }
+            "FROM" | "MAINTAINER" => {
+                return Err(fail(format!("{upper} isn't allowed as an ONBUILD trigger")));
+            }
+            k if !KNOWN_INSTRUCTIONS.contains(&k) => {
+                return Err(match self.unknown_instruction(node) {
+                    PlanError::Dockerfile(e) => fail(e.message),
+                    other => other,
+                });
+            }
+            _ => {}
+        }
+        let first_warning = self.warnings.len();
+        let planned = self
+            .plan_instruction(node, state, stages, names, current, globals)
+            .map_err(|e| match e {
+                PlanError::Dockerfile(e) => fail(e.message),
+                other => other,
+            });
+        for w in &mut self.warnings[first_warning..] {
+            w.span = Some(from.span);
+            w.message = format!("ONBUILD trigger {text:?} of {base}: {}", w.message);
+        }
+        planned
+    }
+
     fn flag_error(&self, node: &Node, e: FlagError) -> PlanError {
         // Point at the flag itself: find its text in the logical line.
         let flag = node.flags.get(e.index).map(String::as_str).unwrap_or("");
@@ -1150,9 +1273,15 @@ impl<'a> Planner<'a> {
                     }
                     _ => {}
                 }
-                Instruction::Onbuild {
-                    trigger: inner.original.trim().to_string(),
+                // As BuildKit stores it: the line, then each heredoc's body
+                // and terminator.
+                let mut trigger = inner.original.trim().to_string();
+                for doc in &node.heredocs {
+                    trigger.push('\n');
+                    trigger.push_str(&doc.content);
+                    trigger.push_str(&doc.name);
                 }
+                Instruction::Onbuild { trigger }
             }
             _ => unreachable!("unknown instructions are rejected before planning"),
         })
@@ -1615,6 +1744,24 @@ impl<'a> Planner<'a> {
             .iter()
             .take_while(|n| n.name() != "from")
             .any(|n| n.args.iter().any(|a| a.split('=').next() == Some(name)))
+    }
+}
+
+/// The stages an instruction reads: `COPY --from=<stage>` and
+/// `RUN --mount=from=<stage>`.
+fn stage_reads(instruction: &Instruction, names: &[Option<String>], count: usize) -> Vec<usize> {
+    match instruction {
+        Instruction::Copy(Copy {
+            from: Some(CopyFrom::Stage(s)),
+            ..
+        }) => vec![*s],
+        Instruction::Run(run) => run
+            .mounts
+            .iter()
+            .filter_map(|m| m.from.as_deref())
+            .filter_map(|from| resolve_stage_ref(from, names, count))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

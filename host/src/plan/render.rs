@@ -71,7 +71,12 @@ impl Plan {
                 let text = step.instruction.display_with(&name_of);
                 let mut lines = text.lines();
                 let first = lines.next().unwrap_or_default();
-                let _ = writeln!(out, "  {:>width$}  {first}", step.line);
+                let trigger = if step.onbuild {
+                    "(base's ONBUILD) "
+                } else {
+                    ""
+                };
+                let _ = writeln!(out, "  {:>width$}  {trigger}{first}", step.line);
                 for more in lines {
                     let _ = writeln!(out, "  {:>width$}  {more}", "");
                 }

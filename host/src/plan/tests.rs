@@ -422,3 +422,122 @@ proptest::proptest! {
         }
     }
 }
+
+fn with_triggers(image: &str, env: &[(&str, &str)], triggers: &[&str]) -> PlanOptions {
+    let mut o = opts();
+    o.image_env.insert(
+        image.into(),
+        env.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    o.image_triggers.insert(
+        image.into(),
+        triggers.iter().map(|t| t.to_string()).collect(),
+    );
+    o
+}
+
+#[test]
+fn image_triggers_come_first_and_expand_with_the_stage_scope() {
+    let o = with_triggers(
+        "base:1",
+        &[("APP", "/srv/app")],
+        &[
+            "COPY app.txt $APP/",
+            "ENV FROM_TRIGGER=yes",
+            "RUN echo built > $APP/marker",
+        ],
+    );
+    let p = plan_with("FROM base:1\nWORKDIR /w/$FROM_TRIGGER\n", &o).unwrap();
+    let steps = &p.stages[0].steps;
+    assert_eq!(steps.len(), 4);
+    assert!(steps[..3].iter().all(|s| s.onbuild && s.line == 1));
+    assert!(!steps[3].onbuild);
+    assert_eq!(
+        displays(&p, 0),
+        [
+            "COPY app.txt /srv/app/",
+            "ENV FROM_TRIGGER=yes",
+            // RUN text is the shell's to expand.
+            "RUN echo built > $APP/marker",
+            // The trigger's ENV reaches the stage's own instructions.
+            "WORKDIR /w/yes",
+        ]
+    );
+    assert_eq!(steps[0].source, "COPY app.txt $APP/");
+}
+
+#[test]
+fn triggers_see_the_parent_stage_args_but_not_later_ones() {
+    let p = plan_ok(
+        "FROM scratch AS base\nARG V=parent\nONBUILD LABEL v=$V w=$W\nLABEL own=1\n\
+         FROM base\nARG W=late\nLABEL after=$W\n",
+    );
+    // The parent's ONBUILD is recorded there, not run there.
+    assert_eq!(displays(&p, 0)[1], "ONBUILD LABEL v=$V w=$W");
+    assert!(p.stages[0].steps.iter().all(|s| !s.onbuild));
+    let child = displays(&p, 1);
+    assert_eq!(child[0], "LABEL v=parent w=\"\"");
+    assert!(p.stages[1].steps[0].onbuild);
+    assert_eq!(child[2], "LABEL after=late");
+    // A grandchild does not run them again.
+    let p = plan_ok("FROM scratch AS a\nONBUILD LABEL x=1\nFROM a AS b\nFROM b\n");
+    assert_eq!(p.stages[1].steps.len(), 1);
+    assert!(p.stages[2].steps.is_empty());
+}
+
+#[test]
+fn trigger_copy_from_names_a_stage_of_the_downstream_dockerfile() {
+    let o = with_triggers("base:1", &[], &["COPY --from=assets /a /a"]);
+    let p = plan_with("FROM scratch AS assets\nFROM base:1\n", &o).unwrap();
+    match &p.stages[1].steps[0].instruction {
+        Instruction::Copy(c) => assert_eq!(c.from, Some(CopyFrom::Stage(0))),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.stages[1].depends_on, [0]);
+    assert_eq!(p.order, [0, 1]);
+}
+
+#[test]
+fn bad_triggers_name_the_base_and_the_trigger() {
+    for (trigger, expected) in [
+        ("ONBUILD RUN x", "chaining ONBUILD"),
+        ("FROM busybox", "FROM isn't allowed as an ONBUILD trigger"),
+        (
+            "MAINTAINER me",
+            "MAINTAINER isn't allowed as an ONBUILD trigger",
+        ),
+        ("RNU x", "unknown instruction"),
+        ("COPY onlyone", "COPY requires at least two arguments"),
+        ("RUN <<EOF", "EOF"),
+    ] {
+        let o = with_triggers("reg.example/base:1", &[], &[trigger]);
+        let e = plan_with("FROM reg.example/base:1 AS app\nRUN true\n", &o).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            matches!(e, PlanError::Trigger { .. }),
+            "{trigger}: not a trigger error: {text}"
+        );
+        assert!(text.contains("base image reg.example/base:1"), "{text}");
+        assert!(text.contains(&format!("{trigger:?}")), "{text}");
+        assert!(text.contains("stage app"), "{text}");
+        assert!(text.contains(expected), "{trigger}: {text}");
+        assert!(!text.contains("Dockerfile:"), "{text}");
+    }
+    let e = plan_err("FROM scratch AS a\nONBUILD COPY onlyone\nFROM a\n");
+    assert!(e.contains("of stage a"), "{e}");
+}
+
+#[test]
+fn onbuild_heredocs_are_stored_with_their_bodies_and_run() {
+    let p = plan_ok("FROM scratch AS a\nONBUILD RUN <<EOF\necho hi\nEOF\nFROM a\n");
+    match &p.stages[0].steps[0].instruction {
+        Instruction::Onbuild { trigger } => assert_eq!(trigger, "RUN <<EOF\necho hi\nEOF"),
+        other => panic!("{other:?}"),
+    }
+    match &p.stages[1].steps[0].instruction {
+        Instruction::Run(r) => assert_eq!(r.heredocs[0].content, "echo hi\n"),
+        other => panic!("{other:?}"),
+    }
+}
