@@ -1,9 +1,15 @@
 //! Runs a build: pull the bases the target needs, lay them out in build
 //! roots, apply each stage's instructions, assemble the image and deliver it.
 //!
-//! RUN, COPY and ADD are the next piece of work; until then a stage that
-//! needs one stops with [`BuildError::NotSupported`] naming the line, never
-//! silently skipping it.
+//! The flow: plan, pull every base (and `COPY --from` image) the needed
+//! stages use, plan again with their ENV and ONBUILD triggers, then per
+//! stage in dependency order: unpack the root lazily (only when a step
+//! touches the filesystem), run each step — metadata through
+//! [`ConfigBuilder::apply`], WORKDIR/COPY/ADD with an exact change set, RUN
+//! in the sandbox with a metadata diff — and write a layer per step (or one
+//! per stage with `--single-snapshot`). What kiln cannot do yet stops the
+//! build with [`BuildError::NotSupported`] naming the line, never silently
+//! skipping it.
 
 use super::config::{Applied, ConfigBuilder, ConfigError};
 use super::{InputError, load_inputs};
