@@ -552,13 +552,13 @@ fn print_table(r: &Value) {
     println!("(b) whole build, median of {} rounds", r["rounds"]);
     println!();
     println!(
-        "| {:<26} | {:>10} | {:>14} | {:>14} |",
+        "| {:<28} | {:>10} | {:>14} | {:>14} |",
         "", "median (s)", "median CPU (s)", "peak RSS (MiB)"
     );
-    println!("|{:-<28}|{:->12}|{:->16}|{:->16}|", "", "", "", "");
+    println!("|{:-<30}|{:->12}|{:->16}|{:->16}|", "", "", "", "");
     let row = |name: &str, s: &Value| {
         println!(
-            "| {:<26} | {:>10.3} | {:>14.3} | {:>14.1} |",
+            "| {:<28} | {:>10.3} | {:>14.3} | {:>14.1} |",
             name,
             f(&s["median_s"]),
             f(&s["median_cpu_s"]),
