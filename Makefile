@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 KILN := target/release/kiln
 
-.PHONY: demo test setup build lint unit bench bench-pull
+.PHONY: demo test setup build lint unit bench bench-pull bench-build
 
 setup:
 	@./scripts/setup.sh
@@ -39,3 +39,11 @@ bench: setup
 # are cached in target/bench-cache/, the table goes to target/bench-pull.json.
 bench-pull: build
 	KILN_BIN=$(CURDIR)/$(KILN) $(CARGO) run --release --locked -p kiln-tests --bin bench_pull
+
+# Issue 4: builds on the Debian minbase image, kiln against buildah build
+# --isolation chroot --storage-driver vfs --layers, in one run: per-step
+# snapshot cost, whole-build time, peak RSS with a 1 GiB layer. Needs root
+# (debootstrap the first time, buildah); the table goes to
+# target/bench-build.json.
+bench-build: build
+	KILN_BIN=$(CURDIR)/$(KILN) $(CARGO) run --release --locked -p kiln-tests --bin bench_build

@@ -22,6 +22,7 @@
 //! Tests run in parallel threads; every registry picks its own port and
 //! temp dir, so tests may start as many as they need.
 
+pub mod bench;
 pub mod http;
 pub mod images;
 pub mod registry;

@@ -203,6 +203,7 @@ impl Index {
         ignore: &IgnoreSet,
         previous: Option<&Index>,
     ) -> Result<Index, SnapshotError> {
+        let started = std::time::Instant::now();
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -242,7 +243,12 @@ impl Index {
             entries.extend(r?);
         }
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        tracing::debug!(root = %root.path().display(), entries = entries.len(), "root indexed");
+        tracing::debug!(
+            root = %root.path().display(),
+            entries = entries.len(),
+            elapsed_us = started.elapsed().as_micros(),
+            "root indexed"
+        );
         Ok(Index {
             entries,
             ignore: ignore.clone(),

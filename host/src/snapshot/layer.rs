@@ -221,6 +221,8 @@ pub struct LayerWriter<'s> {
     media_type: &'static str,
     mtime_clamp: Option<u64>,
     poisoned: bool,
+    /// When the layer was started, for the log line that ends it.
+    started: std::time::Instant,
 }
 
 impl<'s> LayerWriter<'s> {
@@ -262,6 +264,7 @@ impl<'s> LayerWriter<'s> {
             media_type,
             mtime_clamp: None,
             poisoned: false,
+            started: std::time::Instant::now(),
         })
     }
 
@@ -432,7 +435,14 @@ impl<'s> LayerWriter<'s> {
         let (compressor, diff_id, uncompressed_size) = hashing.finish();
         let blob = compressor.finish().map_err(io_err)?;
         let (digest, size) = blob.commit(None, None).map_err(SnapshotError::Store)?;
-        tracing::debug!(%digest, %diff_id, size, uncompressed_size, "layer written");
+        tracing::debug!(
+            %digest,
+            %diff_id,
+            size,
+            uncompressed_size,
+            elapsed_us = self.started.elapsed().as_micros(),
+            "layer written"
+        );
         Ok(Layer {
             digest,
             diff_id,
