@@ -1068,23 +1068,25 @@ async fn run_step(
                 });
             }
             MountType::Bind => {
-                if !m.read_only {
-                    return Err(BuildError::NotSupported {
-                        file: job.file.to_string(),
-                        line: job.line,
-                        what: "RUN --mount=type=bind,rw (writes that are discarded)".to_string(),
-                    });
-                }
                 let base = match &m.from {
                     None => job.context.to_path_buf(),
                     Some(f) => job.from_roots[f].path().to_path_buf(),
                 };
-                let source =
+                let mut source =
                     contained(&base, m.source.as_deref().unwrap_or(".")).map_err(mount_err)?;
+                if !m.read_only {
+                    // `rw`: the step may write, and its writes are thrown
+                    // away (BuildKit): it gets a private copy.
+                    let copy = private.join(format!("bind-{n}"));
+                    copy_tree(&source, &copy).map_err(|e| {
+                        mount_err(format!("cannot copy the bind source for rw: {e}"))
+                    })?;
+                    source = copy;
+                }
                 mounts.push(MountSpec::Bind {
                     source,
                     target: target("")?,
-                    read_only: true,
+                    read_only: m.read_only,
                 });
             }
             MountType::Secret => {
@@ -1291,6 +1293,38 @@ fn contained(base: &Path, relative: &str) -> Result<PathBuf, String> {
             "bind source {relative:?} leaves its context or stage"
         ))
     }
+}
+
+/// Copies a host file or directory tree (symlinks as symlinks, modes and
+/// owners kept) for a writable bind mount whose writes are discarded.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let meta = std::fs::symlink_metadata(from)?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)?;
+        return Ok(());
+    }
+    if ft.is_dir() {
+        std::fs::create_dir(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    } else if ft.is_file() {
+        std::fs::copy(from, to)?;
+    } else {
+        // Devices, fifos and sockets are not copied into a scratch mount.
+        return Ok(());
+    }
+    // Owner first: chown clears set-id bits, which the mode then restores.
+    let _ = rustix::fs::chown(
+        to,
+        Some(rustix::fs::Uid::from_raw(meta.uid())),
+        Some(rustix::fs::Gid::from_raw(meta.gid())),
+    );
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    Ok(())
 }
 
 /// Writes a file only this step reads (a secret or a script), with its
