@@ -1521,24 +1521,8 @@ impl<'a> Planner<'a> {
                 }
             }
         };
-        let chown = match flags.string("chown") {
-            None => None,
-            Some(c) => {
-                let c = self.expand_in(node, c, state)?;
-                Some(values::parse_chown(&c).map_err(|e| {
-                    self.err(locate(node, "--chown").unwrap_or(node.span), e.to_string())
-                })?)
-            }
-        };
-        let chmod = match flags.string("chmod") {
-            None => None,
-            Some(c) => {
-                let c = self.expand_in(node, c, state)?;
-                Some(values::parse_chmod(&c).map_err(|e| {
-                    self.err(locate(node, "--chmod").unwrap_or(node.span), e.to_string())
-                })?)
-            }
-        };
+        let chown = self.typed_flag(node, state, &flags, "chown", values::parse_chown)?;
+        let chmod = self.typed_flag(node, state, &flags, "chmod", values::parse_chmod)?;
         let checksum = match flags.string("checksum") {
             None => None,
             Some(c) => {
@@ -1589,6 +1573,26 @@ impl<'a> Planner<'a> {
             unpack: flags.bool("unpack"),
             heredocs,
         }))
+    }
+
+    /// A string flag's value, expanded in the stage and parsed; errors
+    /// point at the flag.
+    fn typed_flag<T>(
+        &mut self,
+        node: &Node,
+        state: &StageState,
+        flags: &Flags,
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, values::ValueError>,
+    ) -> Result<Option<T>, PlanError> {
+        let Some(raw) = flags.string(name) else {
+            return Ok(None);
+        };
+        let value = self.expand_in(node, raw, state)?;
+        parse(&value).map(Some).map_err(|e| {
+            let span = locate(node, &format!("--{name}")).unwrap_or(node.span);
+            self.err(span, e.to_string())
+        })
     }
 
     fn plan_healthcheck(&mut self, node: &Node) -> Result<Instruction, PlanError> {
