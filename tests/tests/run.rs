@@ -280,3 +280,36 @@ fn chroot_isolation_runs_steps_too() {
         "chrooted\n"
     );
 }
+
+#[test]
+fn insecure_steps_keep_capabilities_only_when_allowed() {
+    if !require(TOOLS) || !tools::is_root() {
+        return;
+    }
+    let reg = Registry::start_plain();
+    push_busybox(&reg, "base/busybox:1");
+    let dockerfile = "ARG BASE\nFROM $BASE\nRUN grep CapEff /proc/self/status > /default-caps\nRUN --security=insecure grep CapEff /proc/self/status > /insecure-caps\n";
+    let (_b, r, _) = build_and_unpack(&reg, "run-insecure-denied", dockerfile, &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("--allow security.insecure"),
+        "{}",
+        r.stderr
+    );
+    let (_b, r, rootfs) = build_and_unpack(
+        &reg,
+        "run-insecure",
+        dockerfile,
+        &["--allow", "security.insecure"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let rootfs = rootfs.unwrap();
+    let caps = |f: &str| {
+        let text = std::fs::read_to_string(rootfs.join(f)).unwrap();
+        u64::from_str_radix(text.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    let (default, insecure) = (caps("default-caps"), caps("insecure-caps"));
+    // CAP_SYS_ADMIN (21) only in the insecure step.
+    assert_eq!(default & (1 << 21), 0, "default caps {default:x}");
+    assert_ne!(insecure & (1 << 21), 0, "insecure caps {insecure:x}");
+}

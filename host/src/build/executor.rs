@@ -87,6 +87,9 @@ pub struct BuildOptions {
     /// Where the cache mounts (`RUN --mount=type=cache`) keep their content
     /// between builds.
     pub cache_mount_dir: PathBuf,
+    /// `--allow security.insecure`: `RUN --security=insecure` may run with
+    /// every capability the sandbox has.
+    pub allow_insecure: bool,
     /// `--reproducible` (Kaniko): without [`source_date_epoch`](Self::source_date_epoch),
     /// the build's epoch is 0.
     pub reproducible: bool,
@@ -331,6 +334,20 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    /// The Dockerfile asks for a privilege the command line did not grant.
+    #[error(
+        "{file}:{line}: {what} needs the {entitlement} entitlement: pass --allow {entitlement}"
+    )]
+    Entitlement {
+        /// The Dockerfile.
+        file: String,
+        /// The instruction's line.
+        line: usize,
+        /// What asked for it.
+        what: &'static str,
+        /// The entitlement.
+        entitlement: &'static str,
+    },
     /// A RUN step exited non-zero.
     #[error("{file}:{line}: RUN {command} exited with code {code}{}", tail(.last_lines))]
     RunFailed {
@@ -445,7 +462,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
     for w in &first.warnings {
         log_warning(w, &file);
     }
-    check_supported(&first, &file)?;
+    check_supported(&first, &file, opts.allow_insecure)?;
 
     let store = Arc::new(tokio::task::block_in_place(|| {
         BlobStore::open(&opts.store_dir)
@@ -479,7 +496,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
         }
         plan = plan::plan(&df, &plan_opts)?;
     }
-    check_supported(&plan, &file)?;
+    check_supported(&plan, &file, opts.allow_insecure)?;
     // What only the bases' ENV and triggers revealed.
     for w in plan.warnings.iter().filter(|w| !first.warnings.contains(w)) {
         log_warning(w, &file);
@@ -819,16 +836,18 @@ fn check_triggers_planned(
 
 /// Fails early, naming the line, when a needed stage uses what kiln cannot
 /// run yet.
-fn check_supported(plan: &Plan, file: &str) -> Result<(), BuildError> {
+fn check_supported(plan: &Plan, file: &str, allow_insecure: bool) -> Result<(), BuildError> {
     for &i in &plan.order {
         for step in &plan.stages[i].steps {
             if let Instruction::Run(run) = &step.instruction
                 && run.security == plan::values::Security::Insecure
+                && !allow_insecure
             {
-                return Err(BuildError::NotSupported {
+                return Err(BuildError::Entitlement {
                     file: file.to_string(),
                     line: step.line,
-                    what: "RUN --security=insecure".to_string(),
+                    what: "RUN --security=insecure",
+                    entitlement: "security.insecure",
                 });
             }
         }
@@ -1205,6 +1224,7 @@ async fn run_step(
     spec.network = job.run.network;
     spec.mounts = mounts.clone();
     spec.isolation = job.isolation;
+    spec.insecure = job.run.security == plan::values::Security::Insecure;
     let prefix = format!("[{} {}]", job.stage, job.line);
     let outcome = tokio::task::block_in_place(|| {
         sandbox::run(&spec, &mut |line| tracing::info!("{prefix} {}", line.text))

@@ -210,6 +210,7 @@ const SUPPORTED_FLAGS: &[&str] = &[
     "--ignore-path",
     "--ignore-var-run",
     "--isolation",
+    "--allow",
     // Snapshots.
     "--reproducible",
     "--single-snapshot",
@@ -947,6 +948,12 @@ pub(crate) struct BuildArgs {
         help_heading = H_KILN
     )]
     pub(crate) isolation: IsolationArg,
+
+    /// Grant an entitlement, as buildx does: security.insecure lets RUN
+    /// --security=insecure keep every capability; network.host is accepted
+    /// (RUN --network=host needs no grant in kiln)
+    #[arg(long, value_enum, value_name = "ENTITLEMENT", help_heading = H_KILN)]
+    pub(crate) allow: Vec<Entitlement>,
 }
 
 impl BuildArgs {
@@ -1075,6 +1082,7 @@ impl BuildArgs {
             ("--dry-run", self.dry_run),
             ("--format", self.format != OutputFormat::Text),
             ("--isolation", self.isolation != IsolationArg::Auto),
+            ("--allow", !self.allow.is_empty()),
         ]
     }
 
@@ -1274,6 +1282,17 @@ pub(crate) enum LogFormat {
     Color,
     /// One JSON object per line
     Json,
+}
+
+/// `--allow`: an entitlement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Entitlement {
+    /// RUN --security=insecure: every capability, no no_new_privs
+    #[value(name = "security.insecure")]
+    SecurityInsecure,
+    /// RUN --network=host (always allowed in kiln)
+    #[value(name = "network.host")]
+    NetworkHost,
 }
 
 /// `--isolation`: how RUN is isolated.

@@ -8,8 +8,8 @@ mod args;
 
 use anyhow::Context as _;
 use args::{
-    BuildArgs, Command, Compression, ContextSource, Exit, ImageFormat, IsolationArg, LogFormat,
-    LogLevel, OutputFormat,
+    BuildArgs, Command, Compression, ContextSource, Entitlement, Exit, ImageFormat, IsolationArg,
+    LogFormat, LogLevel, OutputFormat,
 };
 use kiln::build::{BuildError, BuildOptions, InputError, Secret, load_inputs};
 use kiln::dockerfile::{self, ParseError};
@@ -352,6 +352,7 @@ fn build_options(
             .map_err(|e| Failure::new(Exit::Usage, format!("error: {e}")))?,
         ignore_paths: build.ignore_path.clone(),
         ignore_var_run: build.ignore_var_run,
+        allow_insecure: build.allow.contains(&Entitlement::SecurityInsecure),
         reproducible: build.reproducible,
         source_date_epoch,
         single_snapshot: build.single_snapshot,

@@ -520,9 +520,13 @@ fn become_user(spec: &SandboxSpec, keep_chroot: bool, single_id_map: bool) -> St
             || format!("cannot limit the step to {max} processes"),
         )?;
     }
-    step(sys::limit_bounding_set(keep_chroot), || {
-        "cannot limit the capability bounding set".into()
-    })?;
+    // `RUN --security=insecure`: the step keeps every capability the
+    // sandbox has (BuildKit's privileged mode); only the ids change.
+    if !spec.insecure {
+        step(sys::limit_bounding_set(keep_chroot), || {
+            "cannot limit the capability bounding set".into()
+        })?;
+    }
     use rustix::thread::{Gid, Uid};
     let euid = rustix::process::geteuid().as_raw();
     let egid = rustix::process::getegid().as_raw();
@@ -544,6 +548,9 @@ fn become_user(spec: &SandboxSpec, keep_chroot: bool, single_id_map: bool) -> St
         step(rustix::thread::set_thread_res_uid(u, u, u), || {
             format!("cannot switch to uid {}", spec.uid)
         })?;
+    }
+    if spec.insecure {
+        return Ok(());
     }
     if rustix::process::geteuid().is_root() {
         step(sys::limit_capability_sets(keep_chroot), || {

@@ -220,6 +220,11 @@ pub struct SandboxSpec {
     /// `RLIMIT_NPROC` for the step's user (not enforced for uid 0 outside a
     /// user namespace: the kernel exempts the host's root).
     pub max_processes: Option<u64>,
+    /// `RUN --security=insecure`: keep every capability and do not set
+    /// `no_new_privs` (BuildKit's privileged step; kiln allows it only with
+    /// `--allow security.insecure`).
+    #[serde(default)]
+    pub insecure: bool,
     /// The program started as the init: the kiln binary.
     #[serde(skip, default = "default_init_program")]
     pub init_program: PathBuf,
@@ -248,6 +253,7 @@ impl SandboxSpec {
             mounts: Vec::new(),
             isolation: Isolation::Namespaces,
             max_processes: None,
+            insecure: false,
             init_program: default_init_program(),
         }
     }
@@ -269,6 +275,7 @@ impl std::fmt::Debug for SandboxSpec {
             .field("mounts", &self.mounts)
             .field("isolation", &self.isolation)
             .field("max_processes", &self.max_processes)
+            .field("insecure", &self.insecure)
             .field("init_program", &self.init_program)
             .finish()
     }
