@@ -444,6 +444,10 @@ impl Drop for WorkDir {
 
 /// Runs a build.
 ///
+/// Must run on a multi-threaded tokio runtime: filesystem work (unpacking,
+/// copying, snapshots, the sandbox) runs in `block_in_place` or
+/// `spawn_blocking` beside the network transfers.
+///
 /// # Ambient Authority
 ///
 /// Reads the context and Dockerfile, writes the store, the work directory
