@@ -313,3 +313,22 @@ fn insecure_steps_keep_capabilities_only_when_allowed() {
     assert_eq!(default & (1 << 21), 0, "default caps {default:x}");
     assert_ne!(insecure & (1 << 21), 0, "insecure caps {insecure:x}");
 }
+
+#[test]
+fn run_mounts_another_image() {
+    if !require(TOOLS) {
+        return;
+    }
+    let reg = Registry::start_plain();
+    push_busybox(&reg, "base/busybox:1");
+    let image = reg.image_ref("base/busybox:1");
+    let dockerfile = format!(
+        "ARG BASE\nFROM $BASE\nRUN --mount=from={image},source=/etc,target=/other cp /other/passwd /passwd-from-image\n"
+    );
+    let (_b, r, rootfs) = build_and_unpack(&reg, "run-mount-image", &dockerfile, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let rootfs = rootfs.unwrap();
+    let copied = std::fs::read_to_string(rootfs.join("passwd-from-image")).unwrap();
+    assert!(copied.contains("app:x:1000:1000"), "{copied}");
+    assert!(!rootfs.join("other").exists());
+}

@@ -506,20 +506,29 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
         log_warning(w, &file);
     }
 
-    // Images COPY --from reads, for the target platform.
+    // Images COPY --from and RUN --mount=from read, for the target platform.
     let mut copy_images: HashMap<String, Arc<PulledImage>> = HashMap::new();
     for &i in &plan.order {
         for step in &plan.stages[i].steps {
-            if let Instruction::Copy(plan::Copy {
-                from: Some(CopyFrom::Image(r)),
-                ..
-            }) = &step.instruction
-            {
+            let refs: Vec<&String> = match &step.instruction {
+                Instruction::Copy(plan::Copy {
+                    from: Some(CopyFrom::Image(r)),
+                    ..
+                }) => vec![r],
+                Instruction::Run(run) => run
+                    .mounts
+                    .iter()
+                    .filter_map(|m| m.from.as_ref())
+                    .filter(|f| stage_index(&plan, f).is_none())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for r in refs {
                 if copy_images.contains_key(r) {
                     continue;
                 }
                 let reference = parse_reference(r)?;
-                tracing::info!("pulling {reference} for COPY --from");
+                tracing::info!("pulling {reference} for COPY --from / RUN --mount=from");
                 let image = registry
                     .pull(&reference, &plan.target_platform, &store)
                     .await?;
@@ -627,25 +636,18 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                         let mut from_roots: HashMap<String, Arc<Root>> = HashMap::new();
                         for m in &run.mounts {
                             let Some(from) = &m.from else { continue };
-                            let lower = from.to_lowercase();
-                            let j = from.parse::<usize>().ok().or_else(|| {
-                                plan.stages
-                                    .iter()
-                                    .position(|st| st.name.as_deref() == Some(lower.as_str()))
-                            });
-                            let Some(j) = j.filter(|j| results.contains_key(j)) else {
-                                return Err(BuildError::NotSupported {
-                                    file: file.clone(),
-                                    line: step.line,
-                                    what: format!(
-                                        "RUN --mount from={from} (an image, not a built stage)"
-                                    ),
-                                });
+                            let root = match stage_index(&plan, from) {
+                                Some(j) => {
+                                    let parent =
+                                        results.get_mut(&j).expect("stages are built in order");
+                                    let path = opts.work_dir.join(format!("stage-{j}"));
+                                    root_of(parent, &store, &path, &plan.stages[j].label()).await?
+                                }
+                                None => {
+                                    image_root(&mut image_roots, &copy_images, from, &store, opts)
+                                        .await?
+                                }
                             };
-                            let parent = results.get_mut(&j).expect("checked above");
-                            let path = opts.work_dir.join(format!("stage-{j}"));
-                            let root =
-                                root_of(parent, &store, &path, &plan.stages[j].label()).await?;
                             from_roots.insert(from.clone(), root);
                         }
                         let root_path = opts.work_dir.join(format!("stage-{i}"));
@@ -684,27 +686,9 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                                         .await?,
                                 )
                             }
-                            Some(CopyFrom::Image(r)) => {
-                                if !image_roots.contains_key(r) {
-                                    let image = &copy_images[r];
-                                    let config = ImageConfig::from_bytes(&image.config_bytes)
-                                        .map_err(|source| BuildError::BaseConfig {
-                                            reference: r.clone(),
-                                            source,
-                                        })?;
-                                    let mut holder = StageResult {
-                                        config: ConfigBuilder::from_image(&config),
-                                        layers: base_layers(image, &config)?,
-                                        root: None,
-                                        index: None,
-                                    };
-                                    let path =
-                                        opts.work_dir.join(format!("image-{}", image_roots.len()));
-                                    let root = root_of(&mut holder, &store, &path, r).await?;
-                                    image_roots.insert(r.clone(), root);
-                                }
-                                Some(image_roots[r].clone())
-                            }
+                            Some(CopyFrom::Image(r)) => Some(
+                                image_root(&mut image_roots, &copy_images, r, &store, opts).await?,
+                            ),
                         };
                         let root_path = opts.work_dir.join(format!("stage-{i}"));
                         let layer = copy_layer(
@@ -836,6 +820,47 @@ fn check_triggers_planned(
             stage: stage.label(),
         })
     }
+}
+
+/// The stage a `--mount=from=` / `--from=` value names (index or name), if any.
+fn stage_index(plan: &Plan, from: &str) -> Option<usize> {
+    if let Ok(i) = from.parse::<usize>() {
+        return (i < plan.stages.len()).then_some(i);
+    }
+    let lower = from.to_lowercase();
+    plan.stages
+        .iter()
+        .position(|st| st.name.as_deref() == Some(lower.as_str()))
+}
+
+/// The unpacked root of an image `COPY --from` or `RUN --mount=from` reads
+/// (pulled before the stages run), unpacked once per build.
+async fn image_root(
+    roots: &mut HashMap<String, Arc<Root>>,
+    images: &HashMap<String, Arc<PulledImage>>,
+    reference: &str,
+    store: &Arc<BlobStore>,
+    opts: &BuildOptions,
+) -> Result<Arc<Root>, BuildError> {
+    if let Some(root) = roots.get(reference) {
+        return Ok(root.clone());
+    }
+    let image = &images[reference];
+    let config =
+        ImageConfig::from_bytes(&image.config_bytes).map_err(|source| BuildError::BaseConfig {
+            reference: reference.to_string(),
+            source,
+        })?;
+    let mut holder = StageResult {
+        config: ConfigBuilder::from_image(&config),
+        layers: base_layers(image, &config)?,
+        root: None,
+        index: None,
+    };
+    let path = opts.work_dir.join(format!("image-{}", roots.len()));
+    let root = root_of(&mut holder, store, &path, reference).await?;
+    roots.insert(reference.to_string(), root.clone());
+    Ok(root)
 }
 
 /// Fails early, naming the line, when a needed stage uses what kiln cannot
