@@ -410,6 +410,16 @@ pub fn stats(samples: &[Sample]) -> Value {
     })
 }
 
+/// Writes `report` as pretty JSON to `path`, or to `target/<default_name>`,
+/// and says where.
+#[expect(clippy::print_stdout, reason = "benchmarks report on stdout")]
+pub fn write_report(report: &Value, path: Option<PathBuf>, default_name: &str) {
+    let path = path.unwrap_or_else(|| target_dir().join(default_name));
+    let text = serde_json::to_string_pretty(report).expect("serializing the report");
+    write(&path, text + "\n");
+    println!("written to {}", path.display());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,12 +143,7 @@ fn main() {
 
     let report = report(&pushed.image, &rounds, &big, &scratch);
     print_table(&report);
-    let json_path = args
-        .json
-        .unwrap_or_else(|| target_dir().join("bench-build.json"));
-    let text = serde_json::to_string_pretty(&report).expect("serializing the report");
-    write(&json_path, text + "\n");
-    println!("written to {}", json_path.display());
+    kiln_tests::bench::write_report(&report, args.json, "bench-build.json");
 }
 
 /// Command-line arguments.
