@@ -29,6 +29,10 @@ use sha2::{Digest as _, Sha256};
 use crate::registry::Registry;
 use crate::tools::{self, CopyOptions, mkdir, run, run_stdout, write};
 
+/// Where tests push the busybox base image ([`push_busybox`]) when they
+/// build with `ARG BASE` (see `Build::run_to_layout`).
+pub const BUSYBOX_TEST_REPO: &str = "base/busybox:1";
+
 /// Modification time of every file of the base images (2023-11-14T22:13:20Z).
 pub const FIXED_MTIME: i64 = 1_700_000_000;
 /// [`FIXED_MTIME`] as the images' `created` time.

@@ -180,6 +180,50 @@ impl Build {
         self.dir.join(name)
     }
 
+    /// A build whose context is a copy (symlinks and modes kept) of the
+    /// corpus case `tests/corpus/<case>`, without its `expect` file.
+    pub fn from_corpus(name: &str, case: &str) -> Self {
+        let b = Build::new(name, "");
+        let ctx = b.dir.join("ctx");
+        std::fs::remove_dir_all(&ctx).expect("removing the empty context");
+        tools::run(
+            Command::new("cp")
+                .arg("-a")
+                .arg(workspace().join("tests/corpus").join(case))
+                .arg(&ctx),
+        );
+        let _ = std::fs::remove_file(ctx.join("expect"));
+        b
+    }
+
+    /// Builds with `BASE` set to the busybox image in `registry` (pushed as
+    /// [`images::BUSYBOX_TEST_REPO`]) into the OCI layout `<dir>/layout`
+    /// (tag `t`), nothing pushed; `extra` flags are added.
+    pub fn run_to_layout(&self, registry: &Registry, extra: &[&str]) -> Run {
+        let host = registry.host();
+        let layout = self.path("layout");
+        let base = format!("BASE={}", registry.image_ref(images::BUSYBOX_TEST_REPO));
+        let mut args = vec![
+            "--no-push",
+            "--insecure-registry",
+            &host,
+            "--build-arg",
+            &base,
+            "--oci-layout-path",
+            layout.to_str().expect("UTF-8 path"),
+            "--destination",
+            "local/test:t",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// Unpacks the layout [`run_to_layout`](Self::run_to_layout) wrote with
+    /// umoci; returns the rootfs.
+    pub fn unpack(&self) -> PathBuf {
+        tools::umoci_unpack(&self.path("layout"), "t", &self.path("unpacked"))
+    }
+
     /// Runs `kiln build --context <ctx> <extra>`.
     pub fn run(&self, extra: &[&str]) -> Run {
         let ctx = self.ctx();

@@ -13,7 +13,7 @@
 //! - `config <JSON pointer into the image config> <JSON value>`
 //! - `layers <n>` (layers in the image, the base's included)
 
-use kiln_tests::images::push_busybox;
+use kiln_tests::images::{BUSYBOX_TEST_REPO, push_busybox};
 use kiln_tests::registry::Registry;
 use kiln_tests::tools::{self, Access, Kind, require};
 use kiln_tests::{Build, workspace};
@@ -22,35 +22,13 @@ use std::path::Path;
 
 fn check_case(reg: &Registry, case: &Path) -> Result<(), String> {
     let name = case.file_name().unwrap().to_string_lossy().to_string();
-    let b = Build::new(&format!("corpus-{name}"), "");
-    // Copy the case, symlinks and modes included, as the context.
-    let ctx = b.dir.join("ctx");
-    std::fs::remove_dir_all(&ctx).unwrap();
-    tools::run(
-        std::process::Command::new("cp")
-            .arg("-a")
-            .arg(case)
-            .arg(&ctx),
-    );
-    let _ = std::fs::remove_file(ctx.join("expect"));
-    let layout = b.path("layout");
-    let host = reg.host();
-    let base = format!("BASE={}", reg.image_ref("base/busybox:1"));
-    let r = b.run(&[
-        "--no-push",
-        "--insecure-registry",
-        &host,
-        "--build-arg",
-        &base,
-        "--oci-layout-path",
-        layout.to_str().unwrap(),
-        "--destination",
-        "corpus/case:t",
-    ]);
+    let b = Build::from_corpus(&format!("corpus-{name}"), &name);
+    let r = b.run_to_layout(reg, &[]);
     if r.code != 0 {
         return Err(format!("build failed ({}): {}", r.code, r.stderr));
     }
-    let rootfs = tools::umoci_unpack(&layout, "t", &b.path("unpacked"));
+    let rootfs = b.unpack();
+    let layout = b.path("layout");
     let tree = tools::file_tree(&rootfs);
     let image = format!("oci:{}:t", layout.display());
     let config = tools::skopeo_inspect_config(&image, &Access::default());
@@ -154,7 +132,7 @@ fn dockerfile_corpus_builds_like_buildkit() {
         return;
     }
     let reg = Registry::start_plain();
-    push_busybox(&reg, "base/busybox:1");
+    push_busybox(&reg, BUSYBOX_TEST_REPO);
     let root = workspace().join("tests/corpus");
     let mut cases: Vec<_> = std::fs::read_dir(&root)
         .unwrap()

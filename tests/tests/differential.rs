@@ -8,10 +8,10 @@
 //! and the files it bind-mounts for RUN (`/etc/hosts`, `/etc/resolv.conf`,
 //! `/etc/hostname`). BuildKit leaves none of them, and neither does kiln.
 
-use kiln_tests::images::push_busybox;
+use kiln_tests::Build;
+use kiln_tests::images::{BUSYBOX_TEST_REPO, push_busybox};
 use kiln_tests::registry::Registry;
 use kiln_tests::tools::{self, Entry, require};
-use kiln_tests::{Build, workspace};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -57,19 +57,6 @@ fn comparable(tree: BTreeMap<String, Entry>) -> BTreeMap<String, Entry> {
                 .any(|b| p == b || p.starts_with(&format!("{b}/")))
         })
         .collect()
-}
-
-fn context_of(case: &str, b: &Build) -> std::path::PathBuf {
-    let ctx = b.dir.join("ctx");
-    std::fs::remove_dir_all(&ctx).unwrap();
-    tools::run(
-        std::process::Command::new("cp")
-            .arg("-a")
-            .arg(workspace().join("tests/corpus").join(case))
-            .arg(&ctx),
-    );
-    let _ = std::fs::remove_file(ctx.join("expect"));
-    ctx
 }
 
 fn buildah_tree(
@@ -121,34 +108,18 @@ fn kiln_and_buildah_build_the_same_trees() {
         return;
     }
     let reg = Registry::start_plain();
-    push_busybox(&reg, "base/busybox:1");
-    let base = reg.image_ref("base/busybox:1");
-    let host = reg.host();
+    push_busybox(&reg, BUSYBOX_TEST_REPO);
+    let base = reg.image_ref(BUSYBOX_TEST_REPO);
     let mut failures = Vec::new();
     for case in CASES {
-        let b = Build::new(&format!("diff-{case}"), "");
-        let ctx = context_of(case, &b);
-        let layout = b.path("layout");
-        let r = b.run(&[
-            "--no-push",
-            "--insecure-registry",
-            &host,
-            "--build-arg",
-            &format!("BASE={base}"),
-            "--oci-layout-path",
-            layout.to_str().unwrap(),
-            "--destination",
-            "diff/case:t",
-        ]);
+        let b = Build::from_corpus(&format!("diff-{case}"), case);
+        let ctx = b.dir.join("ctx");
+        let r = b.run_to_layout(&reg, &[]);
         if r.code != 0 {
             failures.push(format!("{case}: kiln failed: {}", r.stderr));
             continue;
         }
-        let kiln = comparable(tools::file_tree(&tools::umoci_unpack(
-            &layout,
-            "t",
-            &b.path("unpacked"),
-        )));
+        let kiln = comparable(tools::file_tree(&b.unpack()));
         let buildah = match buildah_tree(case, &ctx, &base, &b.dir) {
             Ok(t) => comparable(t),
             Err(e) => {

@@ -3,7 +3,7 @@
 //! the line, and nothing escaping to the host.
 
 use kiln_tests::Build;
-use kiln_tests::images::push_busybox;
+use kiln_tests::images::{BUSYBOX_TEST_REPO, push_busybox};
 use kiln_tests::registry::Registry;
 use kiln_tests::tools::{self, Access, require};
 use std::path::Path;
@@ -22,28 +22,9 @@ fn build_and_unpack(
     dockerfile: &str,
     extra: &[&str],
 ) -> (Build, kiln_tests::Run, Option<std::path::PathBuf>) {
-    let base = reg.image_ref("base/busybox:1");
     let b = Build::new(name, dockerfile);
-    let layout = b.path("layout");
-    let host = reg.host();
-    let mut args = vec![
-        "--no-push",
-        "--insecure-registry",
-        &host,
-        "--oci-layout-path",
-        layout.to_str().unwrap(),
-        "--destination",
-        "local/run:t",
-    ];
-    let base_arg = format!("BASE={base}");
-    args.extend(["--build-arg", &base_arg]);
-    args.extend_from_slice(extra);
-    let b = b.env(
-        "KILN_LOG",
-        std::env::var("KILN_TEST_LOG").unwrap_or_default(),
-    );
-    let r = b.run(&args);
-    let rootfs = (r.code == 0).then(|| tools::umoci_unpack(&layout, "t", &b.path("unpacked")));
+    let r = b.run_to_layout(reg, extra);
+    let rootfs = (r.code == 0).then(|| b.unpack());
     (b, r, rootfs)
 }
 
@@ -53,7 +34,7 @@ fn run_steps_make_layers_of_their_changes() {
         return;
     }
     let reg = Registry::start_plain();
-    push_busybox(&reg, "base/busybox:1");
+    push_busybox(&reg, BUSYBOX_TEST_REPO);
     let (b, r, rootfs) = build_and_unpack(
         &reg,
         "run-layers",
@@ -113,7 +94,7 @@ fn a_failing_run_names_line_exit_code_and_output() {
         return;
     }
     let reg = Registry::start_plain();
-    push_busybox(&reg, "base/busybox:1");
+    push_busybox(&reg, BUSYBOX_TEST_REPO);
     let (b, r, _) = build_and_unpack(
         &reg,
         "run-fail",
@@ -136,7 +117,7 @@ fn secrets_and_caches_never_reach_a_layer() {
         return;
     }
     let reg = Registry::start_plain();
-    push_busybox(&reg, "base/busybox:1");
+    push_busybox(&reg, BUSYBOX_TEST_REPO);
     let secret_value = "s3cret-value-4711";
     // The step proves it saw the secret by its hash; the value itself is in
     // no file kiln is given but the secret file.
@@ -179,24 +160,9 @@ fn secrets_and_caches_never_reach_a_layer() {
     // The cache mount keeps its content for the next build (same store).
     let b2 = Build::new("run-mounts-again", dockerfile)
         .env("KILN_STORE_DIR", b.path("store").display().to_string());
-    let layout = b2.path("layout");
-    let host = reg.host();
-    let base_arg = format!("BASE={}", reg.image_ref("base/busybox:1"));
-    let r = b2.run(&[
-        "--no-push",
-        "--insecure-registry",
-        &host,
-        "--oci-layout-path",
-        layout.to_str().unwrap(),
-        "--destination",
-        "local/run:t",
-        "--build-arg",
-        &base_arg,
-        "--secret",
-        &secret_arg,
-    ]);
+    let r = b2.run_to_layout(&reg, &["--secret", &secret_arg]);
     assert_eq!(r.code, 0, "{r:?}");
-    let rootfs = tools::umoci_unpack(&layout, "t", &b2.path("unpacked"));
+    let rootfs = b2.unpack();
     assert_eq!(
         std::fs::read_to_string(rootfs.join("count"))
             .unwrap()
@@ -226,7 +192,7 @@ fn run_cannot_reach_the_host() {
         return;
     }
     let reg = Registry::start_plain();
-    push_busybox(&reg, "base/busybox:1");
+    push_busybox(&reg, BUSYBOX_TEST_REPO);
     // A credential file of the executor, outside the build root.
     let creds = std::env::temp_dir().join(format!("kiln-executor-creds-{}", std::process::id()));
     std::fs::write(&creds, "executor-credential").unwrap();
@@ -267,7 +233,7 @@ fn chroot_isolation_runs_steps_too() {
         return;
     }
     let reg = Registry::start_plain();
-    push_busybox(&reg, "base/busybox:1");
+    push_busybox(&reg, BUSYBOX_TEST_REPO);
     let (_b, r, rootfs) = build_and_unpack(
         &reg,
         "run-chroot",
@@ -287,7 +253,7 @@ fn insecure_steps_keep_capabilities_only_when_allowed() {
         return;
     }
     let reg = Registry::start_plain();
-    push_busybox(&reg, "base/busybox:1");
+    push_busybox(&reg, BUSYBOX_TEST_REPO);
     let dockerfile = "ARG BASE\nFROM $BASE\nRUN grep CapEff /proc/self/status > /default-caps\nRUN --security=insecure grep CapEff /proc/self/status > /insecure-caps\n";
     let (_b, r, _) = build_and_unpack(&reg, "run-insecure-denied", dockerfile, &[]);
     assert_eq!(r.code, 1, "{r:?}");
@@ -320,8 +286,8 @@ fn run_mounts_another_image() {
         return;
     }
     let reg = Registry::start_plain();
-    push_busybox(&reg, "base/busybox:1");
-    let image = reg.image_ref("base/busybox:1");
+    push_busybox(&reg, BUSYBOX_TEST_REPO);
+    let image = reg.image_ref(BUSYBOX_TEST_REPO);
     let dockerfile = format!(
         "ARG BASE\nFROM $BASE\nRUN --mount=from={image},source=/etc,target=/other cp /other/passwd /passwd-from-image\n"
     );
