@@ -754,16 +754,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
 }
 
 fn log_warning(w: &plan::Warning, file: &str) {
-    let at = w
-        .span
-        .map(|s| format!("{file}:{}:{}: ", s.line, s.col))
-        .unwrap_or_default();
-    let rule = w
-        .rule
-        .as_deref()
-        .map(|r| format!("{r}: "))
-        .unwrap_or_default();
-    tracing::warn!("{at}{rule}{}", w.message);
+    tracing::warn!("{}{}", w.location(file), w.text());
 }
 
 /// Pulls the base images of the stages `plan` needs that are not pulled

@@ -194,16 +194,7 @@ fn dry_run(
 
     let mut stderr = std::io::stderr();
     for w in &plan.warnings {
-        let at = match w.span {
-            Some(s) => format!("{}:{}:{}: ", plan.file, s.line, s.col),
-            None => String::new(),
-        };
-        let rule = w
-            .rule
-            .as_deref()
-            .map(|r| format!("{r}: "))
-            .unwrap_or_default();
-        let _ = writeln!(stderr, "{at}warning: {rule}{}", w.message);
+        let _ = writeln!(stderr, "{}warning: {}", w.location(&plan.file), w.text());
     }
 
     let mut stdout = std::io::stdout().lock();

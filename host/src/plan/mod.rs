@@ -118,6 +118,24 @@ pub struct Warning {
     pub message: String,
 }
 
+impl Warning {
+    /// `file:line:col: ` when the warning is about a line, else empty.
+    pub fn location(&self, file: &str) -> String {
+        self.span
+            .map(|s| format!("{file}:{}:{}: ", s.line, s.col))
+            .unwrap_or_default()
+    }
+
+    /// The rule (when a named check found it) and the message:
+    /// `UndefinedVar: usage of undefined variable $X …`.
+    pub fn text(&self) -> String {
+        match &self.rule {
+            Some(rule) => format!("{rule}: {}", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
 /// What a stage starts from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "value", rename_all = "lowercase")]
