@@ -519,7 +519,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                     .mounts
                     .iter()
                     .filter_map(|m| m.from.as_ref())
-                    .filter(|f| stage_index(&plan, f).is_none())
+                    .filter(|f| plan.stage_index(f).is_none())
                     .collect(),
                 _ => Vec::new(),
             };
@@ -636,7 +636,7 @@ pub async fn run(opts: &BuildOptions) -> Result<BuildOutcome, BuildError> {
                         let mut from_roots: HashMap<String, Arc<Root>> = HashMap::new();
                         for m in &run.mounts {
                             let Some(from) = &m.from else { continue };
-                            let root = match stage_index(&plan, from) {
+                            let root = match plan.stage_index(from) {
                                 Some(j) => {
                                     let parent =
                                         results.get_mut(&j).expect("stages are built in order");
@@ -811,17 +811,6 @@ fn check_triggers_planned(
             stage: stage.label(),
         })
     }
-}
-
-/// The stage a `--mount=from=` / `--from=` value names (index or name), if any.
-fn stage_index(plan: &Plan, from: &str) -> Option<usize> {
-    if let Ok(i) = from.parse::<usize>() {
-        return (i < plan.stages.len()).then_some(i);
-    }
-    let lower = from.to_lowercase();
-    plan.stages
-        .iter()
-        .position(|st| st.name.as_deref() == Some(lower.as_str()))
 }
 
 /// The unpacked root of an image `COPY --from` or `RUN --mount=from` reads

@@ -221,6 +221,15 @@ pub struct Plan {
     pub warnings: Vec<Warning>,
 }
 
+impl Plan {
+    /// The stage a `--from=` / `--mount=from=` value names: an index, or a
+    /// stage name (case-insensitive); `None` means it names an image.
+    pub fn stage_index(&self, reference: &str) -> Option<usize> {
+        let names: Vec<Option<String>> = self.stages.iter().map(|s| s.name.clone()).collect();
+        resolve_stage_ref(reference, &names, self.stages.len())
+    }
+}
+
 /// Build args every build has without an ARG: they do not count as unused
 /// and the proxy ones reach RUN without being declared.
 pub const PROXY_ARGS: [&str; 10] = [
