@@ -1096,12 +1096,19 @@ async fn run_step(
                 });
             }
             MountType::Bind => {
-                let base = match &m.from {
-                    None => job.context.to_path_buf(),
-                    Some(f) => job.from_roots[f].path().to_path_buf(),
+                let relative = m.source.as_deref().unwrap_or(".");
+                let mut source = match &m.from {
+                    None => contained(job.context, relative).map_err(mount_err)?,
+                    // A stage or image root: its symlinks resolve inside it,
+                    // as they would for a step running there.
+                    Some(f) => {
+                        let root = &job.from_roots[f];
+                        let inside = root.resolve(relative).map_err(|e| {
+                            mount_err(format!("bind source {relative:?} in {f}: {e}"))
+                        })?;
+                        root.path().join(inside)
+                    }
                 };
-                let mut source =
-                    contained(&base, m.source.as_deref().unwrap_or(".")).map_err(mount_err)?;
                 if !m.read_only {
                     // `rw`: the step may write, and its writes are thrown
                     // away (BuildKit): it gets a private copy.
@@ -1305,8 +1312,8 @@ fn ignore_set(opts: &BuildOptions) -> IgnoreSet {
     ignore
 }
 
-/// `base/relative`, refusing to leave `base` (lexically and through
-/// symlinks).
+/// `base/relative` in the build context, refusing to leave it (lexically
+/// and through symlinks).
 fn contained(base: &Path, relative: &str) -> Result<PathBuf, String> {
     let base = base
         .canonicalize()
